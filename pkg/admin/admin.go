@@ -1,0 +1,182 @@
+// Package admin serves the operational endpoints of a service on their own
+// port, apart from the API, so that metrics and health never reach the
+// ingress: /healthz (the process is alive), /readyz (every dependency and
+// worker check passes) and /metrics.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/orderstream/orderstream/pkg/config"
+)
+
+// Check reports whether one dependency or worker is ready; nil means ready.
+type Check func(ctx context.Context) error
+
+// Config sets the admin listen address and the time each check may take.
+type Config struct {
+	Addr         string        `mapstructure:"addr" help:"admin listen address (healthz, readyz, metrics)"`
+	CheckTimeout time.Duration `mapstructure:"check_timeout" help:"deadline of each readiness check"`
+}
+
+// DefaultConfig listens on addr with two-second checks.
+func DefaultConfig(addr string) Config { return Config{Addr: addr, CheckTimeout: 2 * time.Second} }
+
+// Validate checks the address and the timeout.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, config.Errorf("addr", "want host:port, got %q", c.Addr))
+	}
+	if c.CheckTimeout <= 0 {
+		errs = append(errs, config.Errorf("check_timeout", "must be positive, got %s", c.CheckTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the admin HTTP server of one process.
+type Server struct {
+	cfg    Config
+	logger zerolog.Logger
+	srv    *http.Server
+
+	mu     sync.RWMutex
+	checks map[string]Check
+}
+
+// New builds the admin server; gatherer is the process's own registry.
+func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Server {
+	s := &Server{cfg: cfg, logger: logger, checks: map[string]Check{}}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}}))
+	s.srv = &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           r,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      cfg.CheckTimeout + 10*time.Second,
+		IdleTimeout:       time.Minute,
+	}
+	return s
+}
+
+// AddCheck registers a named readiness check.
+func (s *Server) AddCheck(name string, c Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = c
+}
+
+// Ready runs every check concurrently and returns the failures by name.
+func (s *Server) Ready(ctx context.Context) map[string]error {
+	s.mu.RLock()
+	checks := make(map[string]Check, len(s.checks))
+	for n, c := range s.checks {
+		checks[n] = c
+	}
+	s.mu.RUnlock()
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CheckTimeout)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		failures = map[string]error{}
+	)
+	for name, check := range checks {
+		wg.Go(func() {
+			if err := check(ctx); err != nil {
+				mu.Lock()
+				failures[name] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failures
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	failures := s.Ready(r.Context())
+	s.mu.RLock()
+	names := make([]string, 0, len(s.checks))
+	for n := range s.checks {
+		names = append(names, n)
+	}
+	s.mu.RUnlock()
+	sort.Strings(names)
+
+	body := struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}{Status: "ready", Checks: map[string]string{}}
+	for _, n := range names {
+		body.Checks[n] = "ok"
+		if err := failures[n]; err != nil {
+			body.Checks[n] = err.Error()
+		}
+	}
+	code := http.StatusOK
+	if len(failures) > 0 {
+		body.Status = "not ready"
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
+}
+
+// Listen binds the address, so that a port in use fails at start.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin server listening on %s: %w", s.cfg.Addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is done, then shuts down within the
+// remaining grace period given by shutdownTimeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, shutdownTimeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	s.logger.Info().Str("addr", ln.Addr().String()).Msg("admin server listening")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("admin server shutdown: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type zerologAdapter struct{ l zerolog.Logger }
+
+func (a zerologAdapter) Println(v ...any) { a.l.Error().Msg(fmt.Sprint(v...)) }

@@ -1,0 +1,3 @@
+module github.com/orderstream/orderstream/schema
+
+go 1.26.0
