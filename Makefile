@@ -62,10 +62,16 @@ test-unit: ## only the tests that need no server (integration tests skip without
 	go test -short $(PKGS)
 
 .PHONY: lint
-lint: tools ## gofmt, go vet and staticcheck over every module
-	@bad=$$(gofmt -l $(MODULES)); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
+lint: tools ## gofmt, go vet, staticcheck, buf lint and buf breaking against main
+	@bad=$$(gofmt -l $(MODULES) | grep -v '^pkg/gen/' || true); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	staticcheck $(PKGS)
+	cd proto && buf lint
+	scripts/buf-breaking.sh
+
+.PHONY: generate
+generate: tools ## regenerate the Go code of proto/ into pkg/gen
+	cd proto && buf generate
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module, then sync the workspace
@@ -73,12 +79,12 @@ tidy: ## go mod tidy in every module, then sync the workspace
 	go work sync
 
 .PHONY: check-generated
-check-generated: ## fail if go.mod/go.sum are not tidy (and, later, generated code is stale)
+check-generated: tools ## fail if go.mod/go.sum are not tidy or pkg/gen is stale
 	scripts/check-generated.sh $(MODULES)
 
 .PHONY: bench
-bench: infra-up ## benchmarks of every module against the real stack
-	go test -run '^$$' -bench . -benchmem -timeout 30m $(PKGS)
+bench: infra-up ## benchmarks against the real stack, printed as tables with ratios to a bare baseline
+	go run ./pkg/cmd/storebench
 
 .PHONY: clean
 clean: ## remove build output (not the stack's data or caches)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a committed generated file is stale: every module's go.mod and
-# go.sum must be what `go mod tidy` makes of them.
+# go.sum must be what `go mod tidy` makes of them, and pkg/gen what buf
+# generates from proto/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 status=0
@@ -20,4 +21,15 @@ for m in "$@"; do
   if [[ -f "$tmp/go.sum" ]]; then cp "$tmp/go.sum" "$dir/go.sum"; else rm -f "$dir/go.sum"; fi
   rm -rf "$tmp"
 done
+
+# The Go code generated from proto/ must be what buf makes of it now.
+if [[ -d "$root/proto" ]]; then
+  tmp=$(mktemp -d)
+  (cd "$root/proto" && buf generate -o "$tmp/proto")
+  if ! diff -r "$tmp/pkg/gen" "$root/pkg/gen" >&2; then
+    echo "check-generated: pkg/gen is stale; run 'make generate' and commit the result" >&2
+    status=1
+  fi
+  rm -rf "$tmp"
+fi
 exit $status

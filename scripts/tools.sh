@@ -11,6 +11,8 @@ command -v go >/dev/null || { echo "tools.sh: Go is not on PATH; install Go 1.26
 tools=(
   "gotest.tools/gotestsum@v1.13.0"
   "honnef.co/go/tools/cmd/staticcheck@v0.8.2"
+  "github.com/bufbuild/buf/cmd/buf@v1.75.0"
+  "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
 )
 for t in "${tools[@]}"; do
   name=$(basename "${t%@*}")

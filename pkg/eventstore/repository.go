@@ -1,0 +1,257 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/orderstream/orderstream/pkg/metrics"
+)
+
+// Aggregate is what the repository needs of a pure domain aggregate with
+// state S, commands C and events E.
+type Aggregate[S, C, E any] struct {
+	Type   string
+	Decide func(S, C) ([]E, error)
+	Apply  func(S, E) S
+}
+
+// Codec turns an aggregate's events and state into stored bytes and back.
+// DecodeEvent always receives the current layout (upcasting comes first).
+type Codec[S, E any] interface {
+	EncodeEvent(E) (eventType string, data []byte, err error)
+	DecodeEvent(eventType string, data []byte) (E, error)
+	EncodeState(S) ([]byte, error)
+	DecodeState([]byte) (S, error)
+	// StateVersion is the layout version of encoded state; snapshots of
+	// another layout are ignored (and replaced as the aggregate grows).
+	StateVersion() int32
+}
+
+// Metadata travels with a command onto each of its events.
+type Metadata struct {
+	CommandID     string // becomes each event's causation id
+	CorrelationID string
+	TraceContext  map[string]string
+	// ExpectedVersion, when set, must equal the aggregate's version
+	// (If-Match); a mismatch is a *PreconditionError and is never retried.
+	ExpectedVersion *int64
+	// Now is when the command was decided; events carry it as occurred-at.
+	Now time.Time
+}
+
+// ErrPrecondition is wrapped by *PreconditionError.
+var ErrPrecondition = errors.New("precondition failed")
+
+// PreconditionError says the aggregate is not at the version the caller
+// expected.
+type PreconditionError struct {
+	Expected, Actual int64
+}
+
+func (e *PreconditionError) Error() string {
+	return fmt.Sprintf("aggregate is at version %d, the request expected %d", e.Actual, e.Expected)
+}
+
+// Unwrap makes errors.Is(err, ErrPrecondition) true.
+func (e *PreconditionError) Unwrap() error { return ErrPrecondition }
+
+// Result is what a handled command did.
+type Result[E any] struct {
+	Version int64 // the aggregate's version after the command
+	Events  []E   // the events committed; none for a no-op
+	Retries int   // conflicts lost before the commit went through
+}
+
+// Repository loads, decides and commits one aggregate type.
+type Repository[S, C, E any] struct {
+	store      *Store
+	agg        Aggregate[S, C, E]
+	codec      Codec[S, E]
+	upcasters  *Upcasters
+	maxRetries int
+	logger     zerolog.Logger
+	snapFails  prometheus.Counter
+}
+
+// RepositoryConfig tunes a repository.
+type RepositoryConfig struct {
+	// MaxConflictRetries is how many times a command is re-decided on a
+	// fresh state after losing a race before the conflict is returned.
+	MaxConflictRetries int
+}
+
+// NewRepository builds the repository of one aggregate type.
+func NewRepository[S, C, E any](store *Store, agg Aggregate[S, C, E], codec Codec[S, E], upcasters *Upcasters, cfg RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Repository[S, C, E], error) {
+	r := &Repository[S, C, E]{
+		store: store, agg: agg, codec: codec, upcasters: upcasters,
+		maxRetries: cfg.MaxConflictRetries, logger: logger.With().Str("aggregate_type", agg.Type).Logger(),
+		snapFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "event_store", Name: "snapshot_failures_total",
+			Help: "Snapshots that could not be written (commands still succeed).", ConstLabels: prometheus.Labels{"aggregate_type": agg.Type},
+		}),
+	}
+	if reg != nil {
+		if err := reg.Register(r.snapFails); err != nil {
+			return nil, fmt.Errorf("eventstore: registering metrics: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Handle loads the aggregate, decides cmd against its state and commits
+// the resulting events in one conditional batch. A lost race re-decides on
+// the fresh state up to MaxConflictRetries times, unless the caller named
+// an expected version. A command that decides no events commits nothing.
+func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, meta Metadata) (Result[E], error) {
+	for attempt := 0; ; attempt++ {
+		state, version, err := r.Load(ctx, id)
+		if err != nil {
+			return Result[E]{}, err
+		}
+		if meta.ExpectedVersion != nil && *meta.ExpectedVersion != version {
+			return Result[E]{}, &PreconditionError{Expected: *meta.ExpectedVersion, Actual: version}
+		}
+		events, err := r.agg.Decide(state, cmd)
+		if err != nil {
+			return Result[E]{}, err
+		}
+		if len(events) == 0 {
+			return Result[E]{Version: version, Retries: attempt}, nil
+		}
+		stored, err := r.encode(events, meta)
+		if err != nil {
+			return Result[E]{}, err
+		}
+		next, err := r.store.Append(ctx, r.agg.Type, id, version, stored)
+		var conflict *ConflictError
+		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.ExpectedVersion == nil && attempt < r.maxRetries {
+			// Jittered backoff spreads the contenders of a hot aggregate so
+			// that a loser does not lose again to the same crowd.
+			wait := rand.N(time.Duration(min(1<<attempt, 64)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return Result[E]{}, fmt.Errorf("retrying after conflict: %w", ctx.Err())
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if err != nil {
+			return Result[E]{}, err
+		}
+		r.maybeSnapshot(ctx, id, state, version, events, next)
+		return Result[E]{Version: next, Events: events, Retries: attempt}, nil
+	}
+}
+
+func (r *Repository[S, C, E]) encode(events []E, meta Metadata) ([]Event, error) {
+	out := make([]Event, len(events))
+	for i, e := range events {
+		typ, data, err := r.codec.EncodeEvent(e)
+		if err != nil {
+			return nil, fmt.Errorf("encoding event %d: %w", i, err)
+		}
+		out[i] = Event{
+			EventID:       gocql.UUID(uuid.New()),
+			Type:          typ,
+			Version:       r.upcasters.Current(typ),
+			Data:          data,
+			CausationID:   meta.CommandID,
+			CorrelationID: meta.CorrelationID,
+			OccurredAt:    meta.Now,
+			TraceContext:  meta.TraceContext,
+		}
+	}
+	return out, nil
+}
+
+// maybeSnapshot writes a snapshot when the commit crossed a multiple of
+// SnapshotEvery. Failure is logged and counted, never returned: the
+// events are committed and snapshots are only an optimisation.
+func (r *Repository[S, C, E]) maybeSnapshot(ctx context.Context, id gocql.UUID, state S, before int64, events []E, after int64) {
+	every := int64(r.store.cfg.SnapshotEvery)
+	if every == 0 || after/every == before/every {
+		return
+	}
+	for _, e := range events {
+		state = r.agg.Apply(state, e)
+	}
+	data, err := r.codec.EncodeState(state)
+	if err == nil {
+		err = r.store.SaveSnapshot(ctx, Snapshot{
+			AggregateID: id, AggregateType: r.agg.Type, Version: after,
+			State: data, StateVersion: r.codec.StateVersion(), CreatedAt: time.Now().UTC(),
+		})
+	}
+	if err != nil {
+		r.snapFails.Inc()
+		r.logger.Warn().Err(err).Str("aggregate_id", id.String()).Int64("version", after).Msg("snapshot not written")
+	}
+}
+
+// Load returns the aggregate's current state and version (0 when it does
+// not exist): the newest usable snapshot, then the events after it.
+func (r *Repository[S, C, E]) Load(ctx context.Context, id gocql.UUID) (S, int64, error) {
+	return r.StateAt(ctx, id, 0)
+}
+
+// StateAt returns the state at version upTo (0: the current version), and
+// the version it reached, which is below upTo when the aggregate has fewer
+// events.
+func (r *Repository[S, C, E]) StateAt(ctx context.Context, id gocql.UUID, upTo int64) (S, int64, error) {
+	var (
+		state   S
+		version int64
+	)
+	if r.store.cfg.SnapshotEvery > 0 {
+		snap, ok, err := r.store.LatestSnapshot(ctx, id, upTo)
+		if err != nil {
+			return state, 0, err
+		}
+		if ok && snap.StateVersion == r.codec.StateVersion() && snap.AggregateType == r.agg.Type {
+			s, err := r.codec.DecodeState(snap.State)
+			if err == nil {
+				state, version = s, snap.Version
+			} else {
+				r.logger.Warn().Err(err).Str("aggregate_id", id.String()).Msg("ignoring undecodable snapshot")
+			}
+		}
+	}
+	err := r.store.Events(ctx, id, version, upTo, func(e Event) error {
+		if e.AggregateType != "" && e.AggregateType != r.agg.Type {
+			return fmt.Errorf("aggregate %s is a %s, not a %s", id, e.AggregateType, r.agg.Type)
+		}
+		ev, err := r.Decode(e)
+		if err != nil {
+			return err
+		}
+		if e.Sequence != version+1 {
+			return fmt.Errorf("aggregate %s: event %d follows %d: the stream has a gap", id, e.Sequence, version)
+		}
+		state = r.agg.Apply(state, ev)
+		version = e.Sequence
+		return nil
+	})
+	return state, version, err
+}
+
+// Decode upcasts a stored event and decodes it into a domain event.
+func (r *Repository[S, C, E]) Decode(e Event) (E, error) {
+	var zero E
+	up, err := r.upcasters.Upcast(e)
+	if err != nil {
+		return zero, err
+	}
+	ev, err := r.codec.DecodeEvent(up.Type, up.Data)
+	if err != nil {
+		return zero, fmt.Errorf("decoding %s %d of %s: %w", e.Type, e.Sequence, e.AggregateID, err)
+	}
+	return ev, nil
+}
