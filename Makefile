@@ -85,6 +85,7 @@ check-generated: tools ## fail if go.mod/go.sum are not tidy or pkg/gen is stale
 .PHONY: bench
 bench: infra-up ## benchmarks against the real stack, printed as tables with ratios to a bare baseline
 	go run ./pkg/cmd/storebench
+	go test -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/
 
 .PHONY: clean
 clean: ## remove build output (not the stack's data or caches)

@@ -255,3 +255,22 @@ func (r *Repository[S, C, E]) Decode(e Event) (E, error) {
 	}
 	return ev, nil
 }
+
+// CommittedCommand tells whether a command with commandID (the events'
+// causation id) was already committed to the aggregate, and at which
+// version its last event landed. A retried request whose first attempt
+// died between the commit and the answer uses it to answer without
+// committing twice.
+func (r *Repository[S, C, E]) CommittedCommand(ctx context.Context, id gocql.UUID, commandID string) (int64, bool, error) {
+	var (
+		version int64
+		found   bool
+	)
+	err := r.store.Events(ctx, id, 0, 0, func(e Event) error {
+		if e.CausationID == commandID {
+			version, found = e.Sequence, true
+		}
+		return nil
+	})
+	return version, found, err
+}

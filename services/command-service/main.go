@@ -1,33 +1,137 @@
-// Command command-service accepts Order and Customer commands over HTTP and commits their events to the event store in one conditional batch each.
+// Command command-service accepts Order and Customer commands over HTTP and
+// commits their events to the event store in one conditional batch each.
 package main
 
 import (
 	"context"
+	_ "embed"
+	"errors"
+	"net/http"
 	"os"
+	"time"
 
+	"github.com/go-chi/chi/v5"
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/httpapi"
+	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
+	"github.com/orderstream/orderstream/pkg/tracing"
 )
+
+//go:embed openapi.json
+var openAPI []byte
 
 // Config is the configuration of command-service.
 type Config struct {
 	service.StoreConfig `mapstructure:",squash"`
+	HTTP                httpapi.ServerConfig `mapstructure:"http"`
+	EventStore          eventstore.Config    `mapstructure:"eventstore"`
+	Commands            CommandsConfig       `mapstructure:"commands"`
+}
+
+// CommandsConfig tunes command handling.
+type CommandsConfig struct {
+	MaxConflictRetries int           `mapstructure:"max_conflict_retries" help:"times a command is re-decided after losing a race before answering 409"`
+	IdempotencyTTL     time.Duration `mapstructure:"idempotency_ttl" help:"how long an Idempotency-Key and its answer are kept"`
+	IdempotencyLease   time.Duration `mapstructure:"idempotency_lease" help:"how long a request owns its Idempotency-Key before a retry may take it over"`
+}
+
+// Validate checks every part.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Commands.MaxConflictRetries < 0 || c.Commands.MaxConflictRetries > 100 {
+		errs = append(errs, config.Errorf("commands.max_conflict_retries", "must be 0..100, got %d", c.Commands.MaxConflictRetries))
+	}
+	if c.Commands.IdempotencyTTL < time.Minute {
+		errs = append(errs, config.Errorf("commands.idempotency_ttl", "must be at least 1m, got %s", c.Commands.IdempotencyTTL))
+	}
+	if c.Commands.IdempotencyLease <= c.HTTP.WriteTimeout {
+		errs = append(errs, config.Errorf("commands.idempotency_lease", "must be longer than http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, c.Commands.IdempotencyLease))
+	}
+	return errors.Join(append(errs,
+		c.StoreConfig.Validate(),
+		config.Nest("http", c.HTTP.Validate()),
+		config.Nest("eventstore", c.EventStore.Validate()),
+	)...)
 }
 
 func defaultConfig() *Config {
-	return &Config{StoreConfig: service.DefaultStoreConfig(":9081")}
+	return &Config{
+		StoreConfig: service.DefaultStoreConfig(":9081"),
+		HTTP:        httpapi.DefaultServerConfig(":8081"),
+		EventStore:  eventstore.DefaultConfig(),
+		Commands:    CommandsConfig{MaxConflictRetries: 5, IdempotencyTTL: 24 * time.Hour, IdempotencyLease: time.Minute},
+	}
 }
 
 func main() {
 	os.Exit(service.Main("command-service", os.Args[1:], defaultConfig(), wire))
 }
 
-// wire builds the service's dependencies and returns its workers. The
-// workers arrive with issue 4; until then the process connects, reports
-// health and stops cleanly.
+// wire connects to the database and serves the command API.
 func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker, error) {
-	if _, err := d.ConnectCQL(ctx, cfg.CQL); err != nil {
+	session, err := d.ConnectCQL(ctx, cfg.CQL)
+	if err != nil {
 		return nil, err
 	}
-	return nil, nil
+	handler, err := newHandler(session, cfg, d.Logger, d.Registry, d.Tracer)
+	if err != nil {
+		return nil, err
+	}
+	srv := httpapi.NewServer(cfg.HTTP, handler, d.Logger)
+	ln, err := srv.Listen()
+	if err != nil {
+		return nil, err
+	}
+	return []supervise.Worker{{Name: "http", Run: func(ctx context.Context) error { return srv.Serve(ctx, ln) }}}, nil
+}
+
+// newHandler builds the whole HTTP handler of the service on a session.
+func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (http.Handler, error) {
+	store, err := eventstore.New(session, cfg.EventStore, reg)
+	if err != nil {
+		return nil, err
+	}
+	up := eventcodec.NewUpcasters()
+	rc := eventstore.RepositoryConfig{MaxConflictRetries: cfg.Commands.MaxConflictRetries}
+	orders, err := repository.NewOrders(store, up, rc, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	customers, err := repository.NewCustomers(store, up, rc, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	prop := tracing.Propagator()
+	a, err := newAPI(orders, customers, cfg.HTTP.MaxBodyBytes, tp, prop, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	httpMetrics, err := httpapi.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.IdempotencyLease, maxBody: cfg.HTTP.MaxBodyBytes}
+
+	r := chi.NewRouter()
+	r.Use(httpapi.CorrelationID(), httpapi.Recoverer(logger), httpapi.Tracing(tp, prop), httpMetrics.Middleware(), httpapi.AccessLog(logger))
+	r.NotFound(httpapi.NotFound)
+	r.MethodNotAllowed(httpapi.MethodNotAllowed)
+	r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(idem.middleware)
+		a.routes(r)
+	})
+	return r, nil
 }

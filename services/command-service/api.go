@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderstream/orderstream/pkg/domain"
+	"github.com/orderstream/orderstream/pkg/domain/customer"
+	"github.com/orderstream/orderstream/pkg/domain/order"
+	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/httpapi"
+	"github.com/orderstream/orderstream/pkg/metrics"
+	"github.com/orderstream/orderstream/pkg/repository"
+)
+
+// api carries out commands received over HTTP.
+type api struct {
+	orders    *repository.Orders
+	customers *repository.Customers
+	maxBody   int64
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	logger    zerolog.Logger
+	duration  *prometheus.HistogramVec
+}
+
+func newAPI(orders *repository.Orders, customers *repository.Customers, maxBody int64, tp trace.TracerProvider, prop propagation.TextMapPropagator, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
+	a := &api{
+		orders: orders, customers: customers, maxBody: maxBody,
+		tracer: tp.Tracer("github.com/orderstream/orderstream/services/command-service"),
+		prop:   prop, logger: logger,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: metrics.Namespace, Name: "command_duration_seconds",
+			Help:    "Duration of command processing (load, decide, commit, retries), by command and outcome.",
+			Buckets: []float64{.001, .002, .004, .006, .008, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"command", "outcome"}),
+	}
+	if err := reg.Register(a.duration); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// routes mounts the command API; every route here is in openapi.json.
+func (a *api) routes(r chi.Router) {
+	r.Post("/v1/customers", a.registerCustomer)
+	r.Patch("/v1/customers/{id}/profile", a.updateProfile)
+	r.Put("/v1/customers/{id}/email", a.changeEmail)
+	r.Put("/v1/customers/{id}/phone", a.changePhone)
+	r.Post("/v1/customers/{id}/addresses", a.addAddress)
+	r.Put("/v1/customers/{id}/addresses/{addressId}", a.updateAddress)
+	r.Delete("/v1/customers/{id}/addresses/{addressId}", a.removeAddress)
+	r.Post("/v1/customers/{id}/tier", a.upgradeTier)
+	r.Post("/v1/customers/{id}/suspend", a.suspend)
+	r.Post("/v1/customers/{id}/reactivate", a.reactivate)
+	r.Post("/v1/customers/{id}/deactivate", a.deactivate)
+
+	r.Post("/v1/orders", a.createOrder)
+	r.Put("/v1/orders/{id}/items", a.updateItems)
+	r.Post("/v1/orders/{id}/confirm", a.confirm)
+	r.Post("/v1/orders/{id}/ship", a.ship)
+	r.Post("/v1/orders/{id}/deliver", a.deliver)
+	r.Post("/v1/orders/{id}/cancel", a.cancel)
+}
+
+// --- orders ---------------------------------------------------------------
+
+func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
+	var b createOrderBody
+	if !a.decode(w, r, &b) {
+		return
+	}
+	id, ok := a.optionalID(w, r, b.OrderID, "order_id")
+	if !ok {
+		return
+	}
+	items, err := toItems(b.Items)
+	if err != nil {
+		a.fail(w, r, "CreateOrder", err)
+		return
+	}
+	cust, ok := a.parseID(w, r, *b.CustomerID, "customer_id")
+	if !ok {
+		return
+	}
+	if err := a.requireActiveCustomer(r.Context(), cust); err != nil {
+		a.fail(w, r, "CreateOrder", err)
+		return
+	}
+	cmd := order.CreateOrder{OrderID: id.String(), CustomerID: cust.String(), Items: items}
+	execute(a, w, r, a.orders, "CreateOrder", "/v1/orders/", id, order.Command(cmd), http.StatusCreated, nil)
+}
+
+// requireActiveCustomer refuses orders for customers who do not exist or
+// may not order. It reads the customer's own stream, which is as current
+// as the commit that follows.
+func (a *api) requireActiveCustomer(ctx context.Context, id gocql.UUID) error {
+	state, _, err := a.customers.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !state.Exists() {
+		return domain.NewValidationError("order.customer_unknown", "customer_id", "there is no customer with this id")
+	}
+	if state.Status != value.CustomerStatusActive {
+		return domain.NewConflictError("order.customer_not_active", "the customer is "+strings.ToLower(state.Status.String())+" and cannot place orders")
+	}
+	return nil
+}
+
+func (a *api) updateItems(w http.ResponseWriter, r *http.Request) {
+	var b itemsBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	items, err := toItems(b.Items)
+	if err != nil {
+		a.fail(w, r, "UpdateItems", err)
+		return
+	}
+	execute(a, w, r, a.orders, "UpdateItems", "/v1/orders/", id, order.Command(order.UpdateItems{Items: items}), http.StatusOK, nil)
+}
+
+func (a *api) confirm(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decodeOptional(w, r, &emptyBody{}) {
+		return
+	}
+	execute(a, w, r, a.orders, "ConfirmOrder", "/v1/orders/", id, order.Command(order.ConfirmOrder{}), http.StatusOK, nil)
+}
+
+func (a *api) ship(w http.ResponseWriter, r *http.Request) {
+	var b shipBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	cmd := order.ShipOrder{Carrier: *b.Carrier, TrackingNumber: *b.TrackingNumber}
+	execute(a, w, r, a.orders, "ShipOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, nil)
+}
+
+func (a *api) deliver(w http.ResponseWriter, r *http.Request) {
+	var b deliverBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decodeOptional(w, r, &b) {
+		return
+	}
+	execute(a, w, r, a.orders, "DeliverOrder", "/v1/orders/", id, order.Command(order.DeliverOrder{Signature: b.Signature}), http.StatusOK, nil)
+}
+
+func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
+	var b cancelBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	cmd := order.CancelOrder{Reason: *b.Reason, CancelledBy: *b.CancelledBy}
+	execute(a, w, r, a.orders, "CancelOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, nil)
+}
+
+// --- customers ------------------------------------------------------------
+
+func (a *api) registerCustomer(w http.ResponseWriter, r *http.Request) {
+	var b registerBody
+	if !a.decode(w, r, &b) {
+		return
+	}
+	id, ok := a.optionalID(w, r, b.CustomerID, "customer_id")
+	if !ok {
+		return
+	}
+	email, err := value.NewEmail(*b.Email)
+	if err != nil {
+		a.fail(w, r, "RegisterCustomer", err)
+		return
+	}
+	var phone value.PhoneNumber
+	if b.Phone != "" {
+		if phone, err = value.NewPhoneNumber(b.Phone); err != nil {
+			a.fail(w, r, "RegisterCustomer", err)
+			return
+		}
+	}
+	cmd := customer.RegisterCustomer{CustomerID: id.String(), Name: *b.Name, Email: email, Phone: phone}
+	execute(a, w, r, a.customers, "RegisterCustomer", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated, nil)
+}
+
+func (a *api) updateProfile(w http.ResponseWriter, r *http.Request) {
+	var b profileBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	execute(a, w, r, a.customers, "UpdateProfile", "/v1/customers/", id, customer.Command(customer.UpdateProfile{Name: *b.Name}), http.StatusOK, nil)
+}
+
+func (a *api) changeEmail(w http.ResponseWriter, r *http.Request) {
+	var b emailBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	email, err := value.NewEmail(*b.Email)
+	if err != nil {
+		a.fail(w, r, "ChangeEmail", err)
+		return
+	}
+	execute(a, w, r, a.customers, "ChangeEmail", "/v1/customers/", id, customer.Command(customer.ChangeEmail{Email: email}), http.StatusOK, nil)
+}
+
+func (a *api) changePhone(w http.ResponseWriter, r *http.Request) {
+	var b phoneBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	var phone value.PhoneNumber
+	if *b.Phone != "" {
+		var err error
+		if phone, err = value.NewPhoneNumber(*b.Phone); err != nil {
+			a.fail(w, r, "ChangePhone", err)
+			return
+		}
+	}
+	execute(a, w, r, a.customers, "ChangePhone", "/v1/customers/", id, customer.Command(customer.ChangePhone{Phone: phone}), http.StatusOK, nil)
+}
+
+func (a *api) addAddress(w http.ResponseWriter, r *http.Request) {
+	var b addressBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	addrID, ok := a.optionalID(w, r, b.AddressID, "address_id")
+	if !ok {
+		return
+	}
+	addr, err := b.address()
+	if err != nil {
+		a.fail(w, r, "AddAddress", err)
+		return
+	}
+	cmd := customer.AddAddress{AddressID: addrID.String(), Address: addr}
+	execute(a, w, r, a.customers, "AddAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated,
+		func(res *accepted) { res.AddressID = addrID.String() })
+}
+
+func (a *api) updateAddress(w http.ResponseWriter, r *http.Request) {
+	var b addressBody
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	addrID, ok := a.parseID(w, r, chi.URLParam(r, "addressId"), "addressId")
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	addr, err := b.address()
+	if err != nil {
+		a.fail(w, r, "UpdateAddress", err)
+		return
+	}
+	cmd := customer.UpdateAddress{AddressID: addrID.String(), Address: addr}
+	execute(a, w, r, a.customers, "UpdateAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusOK, nil)
+}
+
+func (a *api) removeAddress(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok {
+		return
+	}
+	addrID, ok := a.parseID(w, r, chi.URLParam(r, "addressId"), "addressId")
+	if !ok {
+		return
+	}
+	execute(a, w, r, a.customers, "RemoveAddress", "/v1/customers/", id, customer.Command(customer.RemoveAddress{AddressID: addrID.String()}), http.StatusOK, nil)
+}
+
+func (a *api) upgradeTier(w http.ResponseWriter, r *http.Request) {
+	var b tierBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	tier, err := value.ParseCustomerTier(*b.Tier)
+	if err != nil {
+		a.fail(w, r, "UpgradeTier", err)
+		return
+	}
+	execute(a, w, r, a.customers, "UpgradeTier", "/v1/customers/", id, customer.Command(customer.UpgradeTier{Tier: tier}), http.StatusOK, nil)
+}
+
+func (a *api) suspend(w http.ResponseWriter, r *http.Request) {
+	var b reasonBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	execute(a, w, r, a.customers, "SuspendCustomer", "/v1/customers/", id, customer.Command(customer.SuspendCustomer{Reason: *b.Reason}), http.StatusOK, nil)
+}
+
+func (a *api) reactivate(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decodeOptional(w, r, &emptyBody{}) {
+		return
+	}
+	execute(a, w, r, a.customers, "ReactivateCustomer", "/v1/customers/", id, customer.Command(customer.ReactivateCustomer{}), http.StatusOK, nil)
+}
+
+func (a *api) deactivate(w http.ResponseWriter, r *http.Request) {
+	var b reasonBody
+	id, ok := a.pathID(w, r)
+	if !ok || !a.decode(w, r, &b) {
+		return
+	}
+	execute(a, w, r, a.customers, "DeactivateCustomer", "/v1/customers/", id, customer.Command(customer.DeactivateCustomer{Reason: *b.Reason}), http.StatusOK, nil)
+}
+
+// --- the common path ------------------------------------------------------
+
+// execute runs cmd against the aggregate id through repo and answers with
+// its new version, or with the problem that stopped it.
+func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *eventstore.Repository[S, C, E],
+	command, basePath string, id gocql.UUID, cmd C, status int, extra func(*accepted)) {
+	ctx, span := a.tracer.Start(r.Context(), "command "+command, trace.WithAttributes(
+		attribute.String("orderstream.command", command), attribute.String("orderstream.aggregate_id", id.String())))
+	defer span.End()
+	start := time.Now()
+	httpapi.AddLogFields(ctx, func(e *zerolog.Event) { e.Str("command", command).Str("aggregate_id", id.String()) })
+
+	meta, err := a.metadata(ctx, r)
+	if err != nil {
+		a.fail(w, r, command, err)
+		return
+	}
+	var version int64
+	if commandOf(ctx).retried {
+		// An earlier attempt of this request may have committed before it
+		// died: answer with what it did instead of committing again.
+		if v, found, err := repo.CommittedCommand(ctx, id, meta.CommandID); err != nil {
+			a.fail(w, r, command, err)
+			return
+		} else if found {
+			version = v
+		}
+	}
+	if version == 0 {
+		res, err := repo.Handle(ctx, id, cmd, meta)
+		if err != nil {
+			outcome := a.fail(w, r, command, err)
+			a.duration.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds())
+			if outcome == "error" || outcome == "unavailable" {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			return
+		}
+		version = res.Version
+		span.SetAttributes(attribute.Int("orderstream.events", len(res.Events)), attribute.Int("orderstream.conflict_retries", res.Retries))
+	}
+	a.duration.WithLabelValues(command, "ok").Observe(time.Since(start).Seconds())
+	httpapi.AddLogFields(ctx, func(e *zerolog.Event) { e.Str("outcome", "ok").Int64("version", version) })
+
+	body := accepted{ID: id.String(), Version: version}
+	if extra != nil {
+		extra(&body)
+	}
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
+	w.Header().Set("Location", basePath+id.String())
+	httpapi.WriteJSON(w, status, body)
+}
+
+// metadata gathers what travels with the command onto its events.
+func (a *api) metadata(ctx context.Context, r *http.Request) (eventstore.Metadata, error) {
+	meta := eventstore.Metadata{
+		CommandID:     commandOf(ctx).id,
+		CorrelationID: httpapi.CorrelationIDFrom(ctx),
+		TraceContext:  httpapi.TraceContext(ctx, a.prop),
+		Now:           time.Now().UTC(),
+	}
+	if meta.CommandID == "" {
+		meta.CommandID = uuid.NewString()
+	}
+	if h := r.Header.Get("If-Match"); h != "" && h != "*" {
+		v, err := parseETag(h)
+		if err != nil {
+			return meta, err
+		}
+		meta.ExpectedVersion = &v
+	}
+	return meta, nil
+}
+
+// parseETag reads an If-Match value: a version, quoted or not.
+func parseETag(h string) (int64, error) {
+	s := strings.TrimSpace(h)
+	if strings.HasPrefix(s, "W/") {
+		return 0, badHeader("If-Match", "a weak ETag cannot be matched; send the version as \"N\"")
+	}
+	s = strings.Trim(s, `"`)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, badHeader("If-Match", "If-Match must be the version the command expects, such as \"3\"")
+	}
+	return v, nil
+}
+
+func badHeader(name, detail string) error {
+	p := httpapi.NewProblem(http.StatusBadRequest, "invalid-header", "Invalid header", detail)
+	p.Problem.Field = name
+	return p
+}
+
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := httpapi.DecodeJSON(r, w, a.maxBody, v); err != nil {
+		httpapi.WriteError(w, r, err)
+		return false
+	}
+	return true
+}
+
+// decodeOptional decodes a body that may be absent.
+func (a *api) decodeOptional(w http.ResponseWriter, r *http.Request, v any) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	return a.decode(w, r, v)
+}
+
+func (a *api) pathID(w http.ResponseWriter, r *http.Request) (gocql.UUID, bool) {
+	return a.parseID(w, r, chi.URLParam(r, "id"), "id")
+}
+
+func (a *api) optionalID(w http.ResponseWriter, r *http.Request, s *string, field string) (gocql.UUID, bool) {
+	if s == nil {
+		return gocql.UUID(uuid.New()), true
+	}
+	return a.parseID(w, r, *s, field)
+}
+
+// parseID reads a UUID in any case and answers 400 naming field if it is
+// not one.
+func (a *api) parseID(w http.ResponseWriter, r *http.Request, s, field string) (gocql.UUID, bool) {
+	u, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 || u == uuid.Nil {
+		p := httpapi.NewProblem(http.StatusBadRequest, "invalid-id", "Invalid id", field+" must be a UUID such as 0b9f9f0e-7c55-4a4f-9d4c-2a0f3f1d2c11")
+		p.Problem.Field = field
+		httpapi.WriteError(w, r, p)
+		return gocql.UUID{}, false
+	}
+	return gocql.UUID(u), true
+}

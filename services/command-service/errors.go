@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/gocql/gocql"
+	"github.com/rs/zerolog"
+
+	"github.com/orderstream/orderstream/pkg/domain"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/httpapi"
+)
+
+// fail answers err as a problem and returns the outcome label for metrics
+// and logs. This is the one place that decides what each failure means to
+// the client.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, command string, err error) string {
+	p, outcome := problemFor(err)
+	httpapi.AddLogFields(r.Context(), func(e *zerolog.Event) {
+		e.Str("command", command).Str("outcome", outcome)
+		if outcome == "error" || outcome == "unavailable" {
+			e.AnErr("error", err)
+		}
+	})
+	if outcome == "error" {
+		a.logger.Error().Err(err).Str("command", command).Str("correlation_id", httpapi.CorrelationIDFrom(r.Context())).Msg("command failed")
+	}
+	httpapi.WriteProblem(w, r, p)
+	return outcome
+}
+
+func problemFor(err error) (httpapi.Problem, string) {
+	var (
+		pe       *httpapi.ProblemError
+		rule     *domain.RuleError
+		conflict *domain.ConflictError
+		notFound *domain.NotFoundError
+		pre      *eventstore.PreconditionError
+		race     *eventstore.ConflictError
+	)
+	switch {
+	case errors.As(err, &pe):
+		return pe.Problem, "invalid"
+	case errors.As(err, &rule):
+		return problem(http.StatusUnprocessableEntity, "rule-broken", "The command breaks a rule", rule.Message, rule.Code, rule.Field), "rejected"
+	case errors.As(err, &notFound):
+		return problem(http.StatusNotFound, "not-found", "Not found", notFound.Message, notFound.Code, notFound.Field), "not_found"
+	case errors.As(err, &conflict):
+		return problem(http.StatusConflict, "state-conflict", "The command conflicts with the current state", conflict.Message, conflict.Code, ""), "conflict"
+	case errors.As(err, &pre):
+		p := problem(http.StatusPreconditionFailed, "version-mismatch", "Version mismatch",
+			"the aggregate is not at the version named in If-Match; reload it and decide again", "version_mismatch", "If-Match")
+		p.CurrentVersion = &pre.Actual
+		return p, "precondition_failed"
+	case errors.As(err, &race):
+		if race.ActualType != "" {
+			return problem(http.StatusConflict, "id-taken", "The id is taken", "the id belongs to a "+race.ActualType, "id_taken", "id"), "conflict"
+		}
+		p := problem(http.StatusConflict, "concurrent-modification", "Concurrent modification",
+			"other commands kept changing the aggregate while this one was retried; try again", "concurrent_modification", "")
+		p.CurrentVersion = &race.Actual
+		return p, "conflict"
+	case unavailable(err):
+		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+			"the database did not answer in time; the command may be retried with the same Idempotency-Key", "unavailable", ""), "unavailable"
+	default:
+		return problem(http.StatusInternalServerError, "internal", "Internal error", "the command could not be processed", "internal", ""), "error"
+	}
+}
+
+func problem(status int, slug, title, detail, code, field string) httpapi.Problem {
+	p := httpapi.NewProblem(status, slug, title, detail).Problem
+	p.Code, p.Field = code, field
+	return p
+}
+
+// unavailable tells a database that is down, overloaded or unreachable,
+// where the client should retry, from a bug.
+func unavailable(err error) bool {
+	var (
+		reqErr gocql.RequestError
+		netErr net.Error
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, gocql.ErrNoConnections),
+		errors.Is(err, gocql.ErrConnectionClosed),
+		errors.Is(err, gocql.ErrTimeoutNoResponse),
+		errors.Is(err, gocql.ErrHostDown),
+		errors.As(err, &netErr):
+		return true
+	case errors.As(err, &reqErr):
+		switch reqErr.Code() {
+		case gocql.ErrCodeUnavailable, gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeOverloaded, gocql.ErrCodeBootstrapping, gocql.ErrCodeCASWriteUnknown, gocql.ErrCodeTruncate:
+			return true
+		}
+	}
+	return false
+}
