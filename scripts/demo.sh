@@ -19,8 +19,10 @@ send() { # method path [body] — prints the status and the answer
   local args=(-sS -X "$method" -w '\n%{http_code}' -H 'Content-Type: application/json' -H "X-Correlation-ID: demo")
   [[ -n "$body" ]] && args+=(-d "$body")
   local out; out=$(curl "${args[@]}" "$api$path")
-  printf '%-6s %-58s → %s %s\n' "$method" "$path" "${out##*$'\n'}" "${out%$'\n'*}" >&2
-  printf '%s' "${out%$'\n'*}"
+  local status=${out##*$'\n'} answer=${out%$'\n'*}
+  answer=${answer%$'\n'}
+  printf '%-6s %-58s → %s %s\n' "$method" "$path" "$status" "$answer" >&2
+  printf '%s' "$answer"
 }
 field() { sed -nE "s/.*\"$1\":\"?([^\",}]+)\"?.*/\1/p"; }
 
