@@ -28,6 +28,7 @@ type env struct {
 	t     testing.TB
 	url   string
 	store *eventstore.Store
+	reg   *prometheus.Registry
 }
 
 func newEnv(t testing.TB) *env {
@@ -39,13 +40,14 @@ func newEnv(t testing.TB) *env {
 	// still carries an incoming traceparent through to the events.
 	tp, _, err := tracing.New(context.Background(), cfg.Tracing, "command-service", "test")
 	require.NoError(t, err)
-	handler, err := newHandler(session, cfg, zerolog.Nop(), prometheus.NewRegistry(), tp)
+	reg := prometheus.NewRegistry()
+	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, tp)
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
-	return &env{t: t, url: srv.URL, store: store}
+	return &env{t: t, url: srv.URL, store: store, reg: reg}
 }
 
 type answer struct {
