@@ -14,6 +14,10 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/cql"
@@ -109,6 +113,7 @@ func (e *ConflictError) Unwrap() error { return ErrConflict }
 // Store reads and writes event_store and snapshots.
 type Store struct {
 	session *gocql.Session
+	tracer  trace.Tracer
 	cfg     Config
 	write   gocql.Consistency
 	serial  gocql.Consistency
@@ -123,12 +128,24 @@ type storeMetrics struct {
 	eventsRead    prometheus.Counter
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithTracerProvider makes the store trace each of its calls (a span per
+// commit, version read, event read and snapshot read or write).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(s *Store) { s.tracer = tp.Tracer("github.com/orderstream/orderstream/pkg/eventstore") }
+}
+
 // New builds a store over session (bound to the orderstream keyspace).
-func New(session *gocql.Session, cfg Config, reg prometheus.Registerer) (*Store, error) {
+func New(session *gocql.Session, cfg Config, reg prometheus.Registerer, opts ...Option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("eventstore: %w", err)
 	}
-	s := &Store{session: session, cfg: cfg}
+	s := &Store{session: session, cfg: cfg, tracer: noop.NewTracerProvider().Tracer("")}
+	for _, o := range opts {
+		o(s)
+	}
 	s.write, _ = cql.ParseConsistency(cfg.WriteConsistency)
 	s.read, _ = cql.ParseConsistency(cfg.ReadConsistency)
 	s.serial = gocql.LocalSerial
@@ -179,6 +196,9 @@ func (s *Store) Append(ctx context.Context, aggregateType string, id gocql.UUID,
 	if len(events) > s.cfg.MaxEventsPerCommit {
 		return 0, fmt.Errorf("eventstore: %d events in one commit, at most %d", len(events), s.cfg.MaxEventsPerCommit)
 	}
+	ctx, span := s.tracer.Start(ctx, "eventstore.Append", trace.WithAttributes(
+		attribute.String("orderstream.aggregate_id", id.String()), attribute.Int64("orderstream.expected_version", expected), attribute.Int("orderstream.events", len(events))))
+	defer span.End()
 	start := time.Now()
 	next := expected + int64(len(events))
 	now := time.Now().UTC()
@@ -207,9 +227,11 @@ func (s *Store) Append(ctx context.Context, aggregateType string, id gocql.UUID,
 	elapsed := time.Since(start).Seconds()
 	if err != nil {
 		s.metrics.writeDuration.WithLabelValues("error").Observe(elapsed)
+		span.SetStatus(codes.Error, err.Error())
 		return 0, fmt.Errorf("committing %d events to %s: %w", len(events), id, err)
 	}
 	if !applied {
+		span.SetAttributes(attribute.Bool("orderstream.conflict", true))
 		s.metrics.writeDuration.WithLabelValues("conflict").Observe(elapsed)
 		s.metrics.conflicts.Inc()
 		ce := &ConflictError{AggregateID: id, Expected: expected}
@@ -229,6 +251,8 @@ func (s *Store) Append(ctx context.Context, aggregateType string, id gocql.UUID,
 // Version returns the aggregate's current version and type; version 0 and
 // an empty type when it does not exist.
 func (s *Store) Version(ctx context.Context, id gocql.UUID) (int64, string, error) {
+	ctx, span := s.tracer.Start(ctx, "eventstore.Version")
+	defer span.End()
 	var (
 		version int64
 		typ     string
@@ -247,6 +271,9 @@ func (s *Store) Version(ctx context.Context, id gocql.UUID) (int64, string, erro
 // Events calls fn for each event of the aggregate with after < sequence ≤
 // upTo (upTo 0: no upper bound), in sequence order, reading page by page.
 func (s *Store) Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(Event) error) error {
+	ctx, span := s.tracer.Start(ctx, "eventstore.Events", trace.WithAttributes(
+		attribute.String("orderstream.aggregate_id", id.String()), attribute.Int64("orderstream.after", after)))
+	defer span.End()
 	stmt := `SELECT sequence_number, aggregate_type, event_id, event_type, event_version, event_data, causation_id, correlation_id, timestamp, trace_context FROM event_store WHERE aggregate_id = ? AND sequence_number > ?`
 	args := []any{id, after}
 	if upTo > 0 {
@@ -291,6 +318,8 @@ type Snapshot struct {
 // LatestSnapshot returns the newest snapshot at or below maxVersion
 // (0: any), or false when there is none.
 func (s *Store) LatestSnapshot(ctx context.Context, id gocql.UUID, maxVersion int64) (Snapshot, bool, error) {
+	ctx, span := s.tracer.Start(ctx, "eventstore.LatestSnapshot")
+	defer span.End()
 	stmt := `SELECT version, aggregate_type, state, state_version, created_at FROM snapshots WHERE aggregate_id = ?`
 	args := []any{id}
 	if maxVersion > 0 {
@@ -314,6 +343,8 @@ func (s *Store) LatestSnapshot(ctx context.Context, id gocql.UUID, maxVersion in
 // SaveSnapshot writes a snapshot. Snapshots are an optimisation only: a
 // lost or stale one costs a longer load, never a wrong state.
 func (s *Store) SaveSnapshot(ctx context.Context, snap Snapshot) error {
+	ctx, span := s.tracer.Start(ctx, "eventstore.SaveSnapshot")
+	defer span.End()
 	err := s.session.Query(`INSERT INTO snapshots (aggregate_id, version, aggregate_type, state, state_version, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		snap.AggregateID, snap.Version, snap.AggregateType, string(snap.State), snap.StateVersion, snap.CreatedAt).
 		WithContext(ctx).Consistency(s.write).Idempotent(true).Exec()

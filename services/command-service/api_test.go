@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/stacktest"
@@ -33,13 +36,18 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	// The service's default: no exporter, so a no-op tracer provider that
+	// still carries an incoming traceparent through to the events.
+	tp, _, err := tracing.New(context.Background(), tracing.DefaultConfig(), "command-service", "test")
+	require.NoError(t, err)
+	return newEnvTraced(t, tp)
+}
+
+func newEnvTraced(t testing.TB, tp trace.TracerProvider) *env {
+	t.Helper()
 	session := stacktest.Session(t)
 	cfg := defaultConfig()
 	cfg.CQL = stacktest.CQLConfig()
-	// The service's default: no exporter, so a no-op tracer provider that
-	// still carries an incoming traceparent through to the events.
-	tp, _, err := tracing.New(context.Background(), cfg.Tracing, "command-service", "test")
-	require.NoError(t, err)
 	reg := prometheus.NewRegistry()
 	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, tp)
 	require.NoError(t, err)
@@ -351,5 +359,63 @@ func TestConcurrentLifecycleOverHTTP(t *testing.T) {
 		}))
 		joined := strings.Join(types, ",")
 		require.False(t, strings.Contains(joined, "OrderDelivered") && strings.Contains(joined, "OrderCancelled"), "order %s: %s", id, joined)
+	}
+}
+
+// Every endpoint with an id in its path answers 404 for an unknown
+// aggregate, and 400 naming the first missing required field.
+func TestEveryEndpointNotFoundAndMissingField(t *testing.T) {
+	e := newEnv(t)
+	unknown := uuid.NewString()
+	addr := "11111111-2222-4333-8444-555555555555"
+	for _, tc := range []struct {
+		method, path string
+		valid        any
+		missing      string
+	}{
+		{"PATCH", "/v1/customers/%s/profile", map[string]any{"name": "n"}, "name"},
+		{"PUT", "/v1/customers/%s/email", map[string]any{"email": "a@b.org"}, "email"},
+		{"PUT", "/v1/customers/%s/phone", map[string]any{"phone": "+14155550100"}, "phone"},
+		{"POST", "/v1/customers/%s/addresses", map[string]any{"line1": "1", "city": "c", "postal_code": "p", "country": "IE"}, "line1"},
+		{"PUT", "/v1/customers/%s/addresses/" + addr, map[string]any{"line1": "1", "city": "c", "postal_code": "p", "country": "IE"}, "line1"},
+		{"DELETE", "/v1/customers/%s/addresses/" + addr, nil, ""},
+		{"POST", "/v1/customers/%s/tier", map[string]any{"tier": "GOLD"}, "tier"},
+		{"POST", "/v1/customers/%s/suspend", map[string]any{"reason": "r"}, "reason"},
+		{"POST", "/v1/customers/%s/reactivate", nil, ""},
+		{"POST", "/v1/customers/%s/deactivate", map[string]any{"reason": "r"}, "reason"},
+		{"PUT", "/v1/orders/%s/items", map[string]any{"items": []any{item("a", 1, 1)}}, "items"},
+		{"POST", "/v1/orders/%s/confirm", nil, ""},
+		{"POST", "/v1/orders/%s/ship", map[string]any{"carrier": "c", "tracking_number": "t"}, "carrier"},
+		{"POST", "/v1/orders/%s/deliver", nil, ""},
+		{"POST", "/v1/orders/%s/cancel", map[string]any{"reason": "r", "cancelled_by": "x"}, "reason"},
+	} {
+		path := fmt.Sprintf(tc.path, unknown)
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			e.t = t
+			e.problem(e.do(tc.method, path, tc.valid), 404, "not-found", "")
+			if tc.missing != "" {
+				e.problem(e.do(tc.method, path, `{}`), 400, "missing-field", tc.missing)
+			}
+		})
+	}
+	e.t = t
+	e.problem(e.do("POST", "/v1/customers", `{}`), 400, "missing-field", "name")
+	e.problem(e.do("POST", "/v1/orders", `{}`), 400, "missing-field", "customer_id")
+}
+
+// One trace from the request through the command to each store call.
+func TestSpansPerRequestAndStoreCall(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	e := newEnvTraced(t, tp)
+	e.ok(e.do("POST", "/v1/customers", map[string]any{"name": "S", "email": "s@example.org"},
+		"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), 201, 1)
+	names := map[string]bool{}
+	for _, s := range rec.Ended() {
+		require.Equal(t, "0af7651916cd43dd8448eb211c80319c", s.SpanContext().TraceID().String(), "span %s", s.Name())
+		names[s.Name()] = true
+	}
+	for _, want := range []string{"POST /v1/customers", "command RegisterCustomer", "eventstore.Events", "eventstore.Append"} {
+		require.True(t, names[want], "missing span %q in %v", want, names)
 	}
 }
