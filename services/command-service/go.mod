@@ -8,7 +8,7 @@ replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0
-	github.com/gocql/gocql v1.7.0
+	github.com/gocql/gocql v1.17.0
 	github.com/google/uuid v1.6.0
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0

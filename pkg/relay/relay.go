@@ -1,0 +1,421 @@
+// Package relay turns committed events into broker records, in sequence
+// order per aggregate, never losing one (DESIGN.md, "The relay").
+//
+// For each aggregate whose current_sequence is ahead of its
+// published_sequence the relay reads the unpublished events from
+// event_store, publishes them in order with an idempotent producer
+// (acks=all), and only then records the new published_sequence. A crash
+// between the broker's acknowledgement and that record can publish an event
+// twice; consumers drop duplicates by (aggregate id, sequence). Nothing can
+// be skipped: the static columns say what is left to publish.
+//
+// This package holds the publishing core and the scan source (token-range
+// scans of the static columns), which serves Apache Cassandra and re-syncs
+// after ScyllaDB's CDC TTL. The ScyllaDB CDC source is in cdcsource.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/metrics"
+)
+
+// Config tunes the relay.
+type Config struct {
+	ScanInterval     time.Duration `mapstructure:"scan_interval" help:"pause between two scans of the static columns"`
+	ScanRanges       int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
+	Workers          int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
+	MaxAttempts      int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
+	InitialBackoff   time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
+	MaxBackoff       time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
+	BreakerFailures  uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
+	BreakerOpenFor   time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
+	MaxEventsPerSend int           `mapstructure:"max_events_per_send" help:"events of one aggregate sent in one producer call"`
+}
+
+// DefaultConfig favours latency on a small cluster.
+func DefaultConfig() Config {
+	return Config{
+		ScanInterval: 50 * time.Millisecond, ScanRanges: 16, Workers: 16,
+		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MaxEventsPerSend: 500,
+	}
+}
+
+// Validate checks every key.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, key, format string, args ...any) {
+		if !ok {
+			errs = append(errs, config.Errorf(key, format, args...))
+		}
+	}
+	check(c.ScanInterval > 0, "scan_interval", "must be positive, got %s", c.ScanInterval)
+	check(c.ScanRanges >= 1 && c.ScanRanges <= 4096, "scan_ranges", "must be 1..4096, got %d", c.ScanRanges)
+	check(c.Workers >= 1 && c.Workers <= 1024, "workers", "must be 1..1024, got %d", c.Workers)
+	check(c.MaxAttempts >= 1, "max_attempts", "must be at least 1, got %d", c.MaxAttempts)
+	check(c.InitialBackoff > 0, "initial_backoff", "must be positive, got %s", c.InitialBackoff)
+	check(c.MaxBackoff >= c.InitialBackoff, "max_backoff", "must be at least initial_backoff, got %s", c.MaxBackoff)
+	check(c.BreakerFailures >= 1, "breaker_failures", "must be at least 1, got %d", c.BreakerFailures)
+	check(c.BreakerOpenFor > 0, "breaker_open_for", "must be positive, got %s", c.BreakerOpenFor)
+	check(c.MaxEventsPerSend >= 1, "max_events_per_send", "must be at least 1, got %d", c.MaxEventsPerSend)
+	return errors.Join(errs...)
+}
+
+// Producer is the part of sarama's SyncProducer the relay uses.
+type Producer interface {
+	SendMessages(msgs []*sarama.ProducerMessage) error
+}
+
+// Relay publishes the unpublished events of aggregates.
+type Relay struct {
+	cfg       Config
+	session   *gocql.Session
+	store     *eventstore.Store
+	upcasters *eventstore.Upcasters
+	producer  Producer
+	breaker   *gobreaker.CircuitBreaker[struct{}]
+	logger    zerolog.Logger
+	m         *relayMetrics
+
+	// held are aggregates whose publishing failed, skipped by the scans
+	// until their time comes, with a backoff that doubles per failure, so
+	// that one poison event neither floods the log nor slows the scans.
+	// (Dead-lettering and parking replace this for undecodable events.)
+	heldMu sync.Mutex
+	held   map[gocql.UUID]hold
+}
+
+type hold struct {
+	until    time.Time
+	failures int
+}
+
+type relayMetrics struct {
+	published    prometheus.Counter
+	retries      prometheus.Counter
+	failures     *prometheus.CounterVec
+	publishDur   prometheus.Histogram
+	breakerState prometheus.Gauge
+	lag          prometheus.Gauge
+	scans        prometheus.Counter
+	scanDur      prometheus.Histogram
+}
+
+// New builds a relay. The producer must be idempotent with acks=all
+// (NewProducer builds one).
+func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer Producer, logger zerolog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	m := &relayMetrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "events_published_total",
+			Help: "Events published to the broker and acknowledged."}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "retries_total",
+			Help: "Publish attempts retried after a failure."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "publish_failures_total",
+			Help: "Publish attempts that failed, by reason."}, []string{"reason"}),
+		publishDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "publish_duration_seconds",
+			Help: "Duration of one producer call (one aggregate's batch of events).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "circuit_breaker_state",
+			Help: "State of the producer's circuit breaker: 0 closed, 1 half-open, 2 open.", ConstLabels: prometheus.Labels{"component": "relay"}}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "unpublished_events",
+			Help: "Events committed but not yet published, as of the last completed scan."}),
+		scans: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scans_total",
+			Help: "Completed scans of the static columns."}),
+		scanDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scan_duration_seconds",
+			Help: "Duration of one scan including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("relay: registering metrics: %w", err)
+			}
+		}
+	}
+	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, logger: logger, m: m, held: map[gocql.UUID]hold{}}
+	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "relay-producer",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerOpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			m.breakerState.Set(float64(to))
+			logger.Warn().Str("from", from.String()).Str("to", to.String()).Msg("producer circuit breaker changed state")
+		},
+	})
+	return r, nil
+}
+
+// pending is an aggregate with events to publish.
+type pending struct {
+	id            gocql.UUID
+	aggregateType string
+	current       int64
+	published     int64
+}
+
+// Run scans and publishes until ctx is done. A failure to reach the
+// database ends Run with an error (its supervisor restarts it); a failure
+// to publish leaves the aggregate for the next scan.
+func (r *Relay) Run(ctx context.Context) error {
+	queues := make([]chan pending, r.cfg.Workers)
+	var wg sync.WaitGroup
+	var inflight sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan pending, 64)
+		wg.Go(func() {
+			for p := range queues[i] {
+				r.publishAggregate(ctx, p)
+				inflight.Done()
+			}
+		})
+	}
+	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
+		wg.Wait()
+	}()
+
+	for {
+		start := time.Now()
+		backlog, err := r.scan(ctx, func(p pending) {
+			inflight.Add(1)
+			h := fnv.New32a()
+			_, _ = h.Write(p.id[:])
+			queues[h.Sum32()%uint32(len(queues))] <- p
+		})
+		// One scan's aggregates are all handled before the next scan reads
+		// the static columns again, so no aggregate is published twice at
+		// once.
+		inflight.Wait()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("scanning event_store: %w", err)
+		}
+		r.m.lag.Set(float64(backlog))
+		r.m.scans.Inc()
+		r.m.scanDur.Observe(time.Since(start).Seconds())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.cfg.ScanInterval):
+		}
+	}
+}
+
+// scan reads the static columns of every partition, token range by token
+// range (SELECT DISTINCT reads only partition keys and statics), and hands
+// each aggregate with unpublished events to found. It returns how many
+// events were unpublished.
+func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
+	var backlog int64
+	for _, rg := range tokenRanges(r.cfg.ScanRanges) {
+		iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
+			WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
+		var (
+			p         pending
+			published *int64
+		)
+		for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
+			p.published = 0
+			if published != nil {
+				p.published = *published
+			}
+			if p.current > p.published {
+				backlog += p.current - p.published
+				if !r.isHeld(p.id) {
+					found(p)
+				}
+			}
+			published = nil
+		}
+		if err := iter.Close(); err != nil {
+			return backlog, err
+		}
+	}
+	return backlog, nil
+}
+
+// tokenRanges splits the Murmur3 ring into n contiguous inclusive ranges.
+func tokenRanges(n int) [][2]int64 {
+	const minToken, maxToken = -1 << 63, 1<<63 - 1
+	step := uint64(maxToken)/uint64(n)*2 + 1
+	out := make([][2]int64, 0, n)
+	start := int64(minToken)
+	for i := range n {
+		end := int64(uint64(start) + step - 1)
+		if i == n-1 || end < start {
+			end = maxToken
+		}
+		out = append(out, [2]int64{start, end})
+		if end == maxToken {
+			break
+		}
+		start = end + 1
+	}
+	return out
+}
+
+// publishAggregate publishes the events after p.published in order, with
+// bounded retries, and records how far it got.
+func (r *Relay) publishAggregate(ctx context.Context, p pending) {
+	log := r.logger.With().Str("aggregate_id", p.id.String()).Logger()
+	var batch []*sarama.ProducerMessage
+	last := p.published
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := r.send(ctx, batch); err != nil {
+			return err
+		}
+		r.m.published.Add(float64(len(batch)))
+		seq := last
+		batch = batch[:0]
+		return r.markPublished(ctx, p.id, seq)
+	}
+	err := r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
+		if e.Sequence != last+1 {
+			return fmt.Errorf("event %d follows %d: the stream has a gap", e.Sequence, last)
+		}
+		up, err := r.upcasters.Upcast(e)
+		if err != nil {
+			return err
+		}
+		msg, err := Message(up)
+		if err != nil {
+			return err
+		}
+		batch = append(batch, msg)
+		last = e.Sequence
+		if len(batch) >= r.cfg.MaxEventsPerSend {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	if err == nil {
+		delete(r.held, p.id)
+		return
+	}
+	h := r.held[p.id]
+	h.failures++
+	h.until = time.Now().Add(min(r.cfg.InitialBackoff<<min(h.failures, 20), time.Minute))
+	r.held[p.id] = h
+	if h.failures&(h.failures-1) == 0 { // log the 1st, 2nd, 4th, 8th … failure
+		log.Warn().Err(err).Int("failures", h.failures).Time("retry_after", h.until).Int64("published", p.published).Int64("current", p.current).
+			Msg("aggregate not fully published; it is retried later")
+	}
+}
+
+func (r *Relay) isHeld(id gocql.UUID) bool {
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	h, ok := r.held[id]
+	return ok && time.Now().Before(h.until)
+}
+
+// send publishes one batch through the circuit breaker with exponential
+// backoff and jitter. While the breaker is open it waits instead of
+// spending attempts.
+func (r *Relay) send(ctx context.Context, batch []*sarama.ProducerMessage) error {
+	wait := r.cfg.InitialBackoff
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		_, err := r.breaker.Execute(func() (struct{}, error) { return struct{}{}, r.producer.SendMessages(batch) })
+		if err == nil {
+			r.m.publishDur.Observe(time.Since(start).Seconds())
+			return nil
+		}
+		open := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+		if open {
+			r.m.failures.WithLabelValues("breaker_open").Inc()
+			attempt-- // an open breaker spends no attempt
+		} else {
+			r.m.failures.WithLabelValues("producer").Inc()
+		}
+		if attempt >= r.cfg.MaxAttempts {
+			return fmt.Errorf("publishing %d events after %d attempts: %w", len(batch), attempt, err)
+		}
+		r.m.retries.Inc()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		}
+		wait = min(2*wait, r.cfg.MaxBackoff)
+	}
+}
+
+// markPublished records the relay's mark. Only the relay writes it, so a
+// plain write is enough; it never moves backwards because the relay only
+// publishes forwards from the mark it read.
+func (r *Relay) markPublished(ctx context.Context, id gocql.UUID, seq int64) error {
+	if err := r.session.Query(`UPDATE event_store SET published_sequence = ? WHERE aggregate_id = ?`, seq, id).
+		WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("recording published_sequence %d of %s: %w", seq, id, err)
+	}
+	return nil
+}
+
+// NewProducer builds the idempotent, acks=all producer the relay needs on
+// the given sarama configuration (connection settings already applied).
+func NewProducer(brokers []string, sc *sarama.Config) (sarama.SyncProducer, error) {
+	sc.Producer.Idempotent = true
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Max = 5
+	sc.Producer.Retry.Backoff = 100 * time.Millisecond
+	sc.Net.MaxOpenRequests = 1
+	sc.Producer.Partitioner = sarama.NewHashPartitioner
+	p, err := sarama.NewSyncProducer(brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("creating producer: %w", err)
+	}
+	return p, nil
+}
+
+// EnsureTopics creates the topics of every aggregate type when missing.
+func EnsureTopics(admin sarama.ClusterAdmin, partitions int32, replication int16) error {
+	existing, err := admin.ListTopics()
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	for _, t := range []string{Topic("order"), Topic("customer")} {
+		if _, ok := existing[t]; ok {
+			continue
+		}
+		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication}, false)
+		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+			return fmt.Errorf("creating topic %s: %w", t, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,220 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstream/orderstream/pkg/cql"
+	"github.com/orderstream/orderstream/pkg/domain/order"
+	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/stacktest"
+)
+
+// Commands on 200 orders while the relay runs: every committed event
+// reaches the topic, once per (aggregate, sequence) after dropping
+// duplicates, in sequence order per key, as an envelope that says what it
+// is; and published_sequence catches up with current_sequence.
+func TestRelayPublishesEveryEventInOrder(t *testing.T) {
+	c := stacktest.RequireCQL(t)
+	kc := stacktest.RequireKafka(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// A keyspace of its own: the relay scans the whole event_store.
+	keyspace := stacktest.UniqueName("relay_")
+	stacktest.Migrate(t, c, keyspace)
+	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
+		session.Close()
+	})
+	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	require.NoError(t, err)
+	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), eventstore.RepositoryConfig{MaxConflictRetries: 10}, zerolog.Nop(), nil)
+	require.NoError(t, err)
+
+	sc, err := kc.Sarama("relay-it")
+	require.NoError(t, err)
+	client, err := kafka.Connect(ctx, kc, sc)
+	require.NoError(t, err)
+	defer client.Close()
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err)
+	require.NoError(t, relay.EnsureTopics(admin, 3, 1))
+
+	// Consume from the end of the topic as it is now.
+	consumed := startConsumer(ctx, t, kc)
+
+	psc, err := kc.Sarama("relay-it-producer")
+	require.NoError(t, err)
+	producer, err := relay.NewProducer(kc.Brokers, psc)
+	require.NoError(t, err)
+	defer producer.Close()
+	reg := prometheus.NewRegistry()
+	r, err := relay.New(relay.DefaultConfig(), session, store, producer, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	rctx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- r.Run(rctx) }()
+
+	// 200 orders driven through their lifecycle by 16 writers.
+	eur, _ := value.NewCurrency("EUR")
+	price, _ := value.NewMoney(100, eur)
+	it, _ := value.NewOrderItem("sku", 1, price)
+	ids := make([]gocql.UUID, 200)
+	for i := range ids {
+		ids[i] = gocql.UUID(uuid.New())
+	}
+	steps := []order.Command{order.ConfirmOrder{}, order.ShipOrder{Carrier: "c", TrackingNumber: "t"}, order.DeliverOrder{}}
+	want := map[string]int64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < len(ids); i += 16 {
+				id := ids[i]
+				cmds := append([]order.Command{order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{it}}}, steps[:i%4]...)
+				var v int64
+				for _, cmd := range cmds {
+					res, err := orders.Handle(ctx, id, cmd, eventstore.Metadata{CommandID: uuid.NewString(), CorrelationID: "relay-it", Now: time.Now()})
+					require.NoError(t, err)
+					v = res.Version
+				}
+				mu.Lock()
+				want[id.String()] = v
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	var total int64
+	for _, v := range want {
+		total += v
+	}
+
+	require.Eventually(t, func() bool { return consumed.countFor(want) == total }, 60*time.Second, 50*time.Millisecond,
+		"consumed %d of %d events", consumed.countFor(want), total)
+	stopRelay()
+	require.NoError(t, <-relayDone)
+
+	consumed.mu.Lock()
+	defer consumed.mu.Unlock()
+	for id, v := range want {
+		seqs := consumed.byKey[id]
+		// Drop duplicates by (key, sequence); what remains is 1..v in order.
+		var dedup []int64
+		for _, s := range seqs {
+			if len(dedup) == 0 || s > dedup[len(dedup)-1] {
+				dedup = append(dedup, s)
+			} else {
+				require.LessOrEqual(t, s, dedup[len(dedup)-1], "key %s went backwards: %v", id, seqs)
+			}
+		}
+		require.Len(t, dedup, int(v), "key %s: %v", id, seqs)
+		for i, s := range dedup {
+			require.Equal(t, int64(i+1), s, "key %s: %v", id, seqs)
+		}
+		var published int64
+		require.NoError(t, session.Query(`SELECT published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, gocql.UUID(uuid.MustParse(id))).Scan(&published))
+		require.Equal(t, v, published)
+	}
+	env := consumed.sample
+	require.Equal(t, "order", env["aggregateType"])
+	require.Equal(t, "relay-it", env["correlationId"])
+	require.Contains(t, env["payload"].(map[string]any)["@type"], "orderstream.order.v1.")
+}
+
+type consumer struct {
+	mu     sync.Mutex
+	byKey  map[string][]int64
+	sample map[string]any
+}
+
+func (c *consumer) countFor(want map[string]int64) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for id, v := range want {
+		seen := map[int64]bool{}
+		for _, s := range c.byKey[id] {
+			if s <= v {
+				seen[s] = true
+			}
+		}
+		n += int64(len(seen))
+	}
+	return n
+}
+
+func startConsumer(ctx context.Context, t *testing.T, kc kafka.Config) *consumer {
+	t.Helper()
+	sc, err := kc.Sarama("relay-it-consumer")
+	require.NoError(t, err)
+	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
+	group, err := sarama.NewConsumerGroup(kc.Brokers, stacktest.UniqueName("relay-it-"), sc)
+	require.NoError(t, err)
+	c := &consumer{byKey: map[string][]int64{}}
+	ready := make(chan struct{})
+	h := &handler{c: c, ready: ready}
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{relay.Topic("order")}, h); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = group.Close() })
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer group did not get its partitions")
+	}
+	return c
+}
+
+type handler struct {
+	c     *consumer
+	ready chan struct{}
+	once  sync.Once
+}
+
+func (h *handler) Setup(sarama.ConsumerGroupSession) error {
+	h.once.Do(func() { close(h.ready) })
+	return nil
+}
+func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for msg := range claim.Messages() {
+		var seq int64
+		for _, hd := range msg.Headers {
+			if string(hd.Key) == relay.HeaderSequence {
+				seq, _ = strconv.ParseInt(string(hd.Value), 10, 64)
+			}
+		}
+		h.c.mu.Lock()
+		h.c.byKey[string(msg.Key)] = append(h.c.byKey[string(msg.Key)], seq)
+		if h.c.sample == nil {
+			_ = json.Unmarshal(msg.Value, &h.c.sample)
+		}
+		h.c.mu.Unlock()
+		sess.MarkMessage(msg, "")
+	}
+	return nil
+}
