@@ -1,8 +1,8 @@
 // Command cdc-relay turns committed events into Redpanda records, in order
 // per aggregate, never lost. This build runs the scan source (token-range
 // scans of event_store's static columns), which works on every CQL
-// database; the ScyllaDB CDC source, dead-lettering and the single-active
-// lease are being added (see pkg/relay).
+// database, with one active replica per source held by a lease; the
+// ScyllaDB CDC source and dead-lettering are being added (see pkg/relay).
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/lease"
 	"github.com/orderstream/orderstream/pkg/relay"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
@@ -23,6 +24,7 @@ import (
 type Config struct {
 	service.StreamConfig `mapstructure:",squash"`
 	Relay                relay.Config `mapstructure:"relay"`
+	Lease                lease.Config `mapstructure:"lease"`
 	Topics               TopicsConfig `mapstructure:"topics"`
 }
 
@@ -41,13 +43,14 @@ func (c *Config) Validate() error {
 	if c.Topics.Replication < 1 {
 		errs = append(errs, config.Errorf("topics.replication", "must be at least 1, got %d", c.Topics.Replication))
 	}
-	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("relay", c.Relay.Validate()))...)
+	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("relay", c.Relay.Validate()), config.Nest("lease", c.Lease.Validate()))...)
 }
 
 func defaultConfig() *Config {
 	return &Config{
 		StreamConfig: service.DefaultStreamConfig(":9084"),
 		Relay:        relay.DefaultConfig(),
+		Lease:        lease.DefaultConfig(),
 		Topics:       TopicsConfig{Partitions: 12, Replication: 1},
 	}
 }
@@ -91,5 +94,11 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	return []supervise.Worker{{Name: "relay", Run: r.Run}}, nil
+	// One active relay per source: replicas stand by until the lease frees.
+	host, _ := os.Hostname()
+	l, err := lease.New(session, "relay/scan", host, cfg.Lease, d.Logger, d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return []supervise.Worker{{Name: "relay", Run: func(ctx context.Context) error { return l.Run(ctx, r.Run) }}}, nil
 }

@@ -1,0 +1,80 @@
+package lease_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstream/orderstream/pkg/lease"
+	"github.com/orderstream/orderstream/pkg/stacktest"
+)
+
+type contender struct {
+	l       *lease.Lease
+	session interface{ Close() }
+	working atomic.Bool
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func start(t *testing.T, name string, cfg lease.Config, active *atomic.Int32, overlap *atomic.Bool) *contender {
+	t.Helper()
+	session := stacktest.Session(t)
+	l, err := lease.New(session, name, "test", cfg, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &contender{l: l, session: session, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		c.done <- l.Run(ctx, func(ctx context.Context) error {
+			if active.Add(1) > 1 {
+				overlap.Store(true)
+			}
+			c.working.Store(true)
+			<-ctx.Done()
+			c.working.Store(false)
+			active.Add(-1)
+			return ctx.Err()
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-c.done })
+	return c
+}
+
+// Two contenders: exactly one works. When the worker dies without
+// releasing (its renewals stop), the other takes over within the TTL;
+// when it stops cleanly it releases and the other takes over at once.
+func TestOneActiveAndTakeover(t *testing.T) {
+	cfg := lease.Config{TTL: 3 * time.Second, RenewEvery: 500 * time.Millisecond}
+	name := stacktest.UniqueName("lease-")
+	var active atomic.Int32
+	var overlap atomic.Bool
+
+	a := start(t, name, cfg, &active, &overlap)
+	require.Eventually(t, a.working.Load, 10*time.Second, 20*time.Millisecond)
+	b := start(t, name, cfg, &active, &overlap)
+	require.Never(t, b.working.Load, 2*time.Second, 50*time.Millisecond, "the standby stays idle while the lease is renewed")
+
+	// A clean stop releases the lease: b takes over within one renewal.
+	stopped := time.Now()
+	a.cancel()
+	require.NoError(t, <-a.done)
+	a.done <- nil // for Cleanup
+	require.Eventually(t, b.working.Load, cfg.RenewEvery+2*time.Second, 20*time.Millisecond)
+	t.Logf("takeover after a clean stop: %s", time.Since(stopped))
+
+	// A holder cut off from the database (no renewals, no release): it
+	// stops working before its lease expires, and c takes over within the
+	// TTL plus one retry.
+	c := start(t, name, cfg, &active, &overlap)
+	require.Never(t, c.working.Load, time.Second, 50*time.Millisecond)
+	vanished := time.Now()
+	b.session.Close()
+	require.Eventually(t, c.working.Load, cfg.TTL+2*cfg.RenewEvery+time.Second, 20*time.Millisecond)
+	t.Logf("takeover after the holder vanished: %s", time.Since(vanished))
+	require.Eventually(t, func() bool { return !b.working.Load() }, time.Second, 10*time.Millisecond, "the old holder stopped when its renewal failed")
+	require.False(t, overlap.Load(), "two contenders never worked at once")
+}
