@@ -115,6 +115,8 @@ type relayMetrics struct {
 	lag          prometheus.Gauge
 	scans        prometheus.Counter
 	scanDur      prometheus.Histogram
+	deadLettered prometheus.Counter
+	parked       prometheus.Gauge
 }
 
 // New builds a relay. The producer must be idempotent with acks=all
@@ -140,9 +142,13 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Completed scans of the static columns."}),
 		scanDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scan_duration_seconds",
 			Help: "Duration of one scan including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "dead_lettered_total",
+			Help: "Events written to the dead letter queue (each parks its aggregate)."}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "parked_aggregates",
+			Help: "Aggregates whose publishing waits behind a dead-lettered event."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur} {
+		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.deadLettered, m.parked} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("relay: registering metrics: %w", err)
 			}
@@ -227,6 +233,10 @@ func (r *Relay) Run(ctx context.Context) error {
 // each aggregate with unpublished events to found. It returns how many
 // events were unpublished.
 func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
+	parked, err := r.loadParked(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var backlog int64
 	for _, rg := range tokenRanges(r.cfg.ScanRanges) {
 		iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
@@ -242,7 +252,7 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 			}
 			if p.current > p.published {
 				backlog += p.current - p.published
-				if !r.isHeld(p.id) {
+				if !parked[p.id] && !r.isHeld(p.id) {
 					found(p)
 				}
 			}
@@ -298,12 +308,19 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 			return fmt.Errorf("event %d follows %d: the stream has a gap", e.Sequence, last)
 		}
 		up, err := r.upcasters.Upcast(e)
-		if err != nil {
-			return err
+		var msg *sarama.ProducerMessage
+		if err == nil {
+			msg, err = Message(up)
 		}
-		msg, err := Message(up)
 		if err != nil {
-			return err
+			// Publish what precedes the poison event, then park behind it.
+			if ferr := flush(); ferr != nil {
+				return ferr
+			}
+			if derr := r.deadLetter(ctx, e, err); derr != nil {
+				return derr
+			}
+			return fmt.Errorf("%w: %v", errPoison, err)
 		}
 		batch = append(batch, msg)
 		last = e.Sequence
@@ -320,7 +337,7 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	}
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
-	if err == nil {
+	if err == nil || errors.Is(err, errPoison) {
 		delete(r.held, p.id)
 		return
 	}

@@ -30,13 +30,22 @@ import (
 // reaches the topic, once per (aggregate, sequence) after dropping
 // duplicates, in sequence order per key, as an envelope that says what it
 // is; and published_sequence catches up with current_sequence.
-func TestRelayPublishesEveryEventInOrder(t *testing.T) {
+type fixture struct {
+	session  *gocql.Session
+	store    *eventstore.Store
+	orders   *repository.Orders
+	consumed *consumer
+	reg      *prometheus.Registry
+	stop     func()
+}
+
+// newFixture migrates a keyspace of its own (the relay scans the whole
+// event_store), makes sure the topics exist, starts a consumer at the end
+// of the orders topic and runs a relay.
+func newFixture(ctx context.Context, t *testing.T) *fixture {
+	t.Helper()
 	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	// A keyspace of its own: the relay scans the whole event_store.
 	keyspace := stacktest.UniqueName("relay_")
 	stacktest.Migrate(t, c, keyspace)
 	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
@@ -54,30 +63,59 @@ func TestRelayPublishesEveryEventInOrder(t *testing.T) {
 	require.NoError(t, err)
 	client, err := kafka.Connect(ctx, kc, sc)
 	require.NoError(t, err)
-	defer client.Close()
+	t.Cleanup(func() { _ = client.Close() })
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err)
 	require.NoError(t, relay.EnsureTopics(admin, 3, 1))
-
-	// Consume from the end of the topic as it is now.
 	consumed := startConsumer(ctx, t, kc)
 
 	psc, err := kc.Sarama("relay-it-producer")
 	require.NoError(t, err)
 	producer, err := relay.NewProducer(kc.Brokers, psc)
 	require.NoError(t, err)
-	defer producer.Close()
+	t.Cleanup(func() { _ = producer.Close() })
 	reg := prometheus.NewRegistry()
 	r, err := relay.New(relay.DefaultConfig(), session, store, producer, zerolog.Nop(), reg)
 	require.NoError(t, err)
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- r.Run(rctx) }()
+	stop := func() {
+		stopRelay()
+		require.NoError(t, <-relayDone)
+	}
+	return &fixture{session: session, store: store, orders: orders, consumed: consumed, reg: reg, stop: stop}
+}
 
-	// 200 orders driven through their lifecycle by 16 writers.
+func (f *fixture) published(t *testing.T, id gocql.UUID) int64 {
+	t.Helper()
+	var published *int64
+	require.NoError(t, f.session.Query(`SELECT published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, id).Scan(&published))
+	if published == nil {
+		return 0
+	}
+	return *published
+}
+
+func newItem() value.OrderItem {
 	eur, _ := value.NewCurrency("EUR")
 	price, _ := value.NewMoney(100, eur)
 	it, _ := value.NewOrderItem("sku", 1, price)
+	return it
+}
+
+// Commands on 200 orders while the relay runs: every committed event
+// reaches the topic, once per (aggregate, sequence) after dropping
+// duplicates, in sequence order per key, as an envelope that says what it
+// is; and published_sequence catches up with current_sequence.
+func TestRelayPublishesEveryEventInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t)
+	orders, consumed := f.orders, f.consumed
+	it := newItem()
+
+	// 200 orders driven through their lifecycle by 16 writers.
 	ids := make([]gocql.UUID, 200)
 	for i := range ids {
 		ids[i] = gocql.UUID(uuid.New())
@@ -111,8 +149,7 @@ func TestRelayPublishesEveryEventInOrder(t *testing.T) {
 
 	require.Eventually(t, func() bool { return consumed.countFor(want) == total }, 60*time.Second, 50*time.Millisecond,
 		"consumed %d of %d events", consumed.countFor(want), total)
-	stopRelay()
-	require.NoError(t, <-relayDone)
+	f.stop()
 
 	consumed.mu.Lock()
 	defer consumed.mu.Unlock()
@@ -131,14 +168,59 @@ func TestRelayPublishesEveryEventInOrder(t *testing.T) {
 		for i, s := range dedup {
 			require.Equal(t, int64(i+1), s, "key %s: %v", id, seqs)
 		}
-		var published int64
-		require.NoError(t, session.Query(`SELECT published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, gocql.UUID(uuid.MustParse(id))).Scan(&published))
-		require.Equal(t, v, published)
+		require.Equal(t, v, f.published(t, gocql.UUID(uuid.MustParse(id))))
 	}
 	env := consumed.sample
 	require.Equal(t, "order", env["aggregateType"])
 	require.Equal(t, "relay-it", env["correlationId"])
 	require.Contains(t, env["payload"].(map[string]any)["@type"], "orderstream.order.v1.")
+}
+
+// An event the relay cannot read is dead-lettered and parks its
+// aggregate: what precedes it is published, what follows waits; other
+// aggregates are not held up.
+func TestPoisonEventIsDeadLetteredAndParksItsAggregate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t)
+	meta := eventstore.Metadata{CommandID: uuid.NewString(), Now: time.Now()}
+
+	poisoned, healthy := gocql.UUID(uuid.New()), gocql.UUID(uuid.New())
+	for _, id := range []gocql.UUID{poisoned, healthy} {
+		_, err := f.orders.Handle(ctx, id, order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{newItem()}}, meta)
+		require.NoError(t, err)
+	}
+	// Sequence 2 of the poisoned order is not the JSON of its contract.
+	_, err := f.store.Append(ctx, "order", poisoned, 1, []eventstore.Event{{EventID: gocql.UUID(uuid.New()), Type: "OrderConfirmed", Version: 1, Data: []byte(`{"not json`)}})
+	require.NoError(t, err)
+	_, err = f.store.Append(ctx, "order", poisoned, 2, []eventstore.Event{{EventID: gocql.UUID(uuid.New()), Type: "OrderShipped", Version: 1, Data: []byte(`{"carrier":"c","trackingNumber":"t"}`)}})
+	require.NoError(t, err)
+	_, err = f.orders.Handle(ctx, healthy, order.ConfirmOrder{}, meta)
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool { return f.published(t, healthy) == 2 && f.published(t, poisoned) == 1 }, 30*time.Second, 50*time.Millisecond)
+	var (
+		seq   int64
+		parks bool
+		typ   string
+	)
+	require.Eventually(t, func() bool {
+		return f.session.Query(`SELECT sequence_number, parks_aggregate, event_type FROM dead_letter_queue WHERE aggregate_id = ? ALLOW FILTERING`, poisoned).Scan(&seq, &parks, &typ) == nil
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, int64(2), seq)
+	require.True(t, parks)
+	require.Equal(t, "OrderConfirmed", typ)
+	var parkedAt int64
+	require.NoError(t, f.session.Query(`SELECT sequence_number FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, relay.Component, poisoned).Scan(&parkedAt))
+	require.Equal(t, int64(2), parkedAt)
+
+	// Later scans leave the parked aggregate alone: sequence 3 waits.
+	require.Never(t, func() bool { return f.published(t, poisoned) != 1 }, time.Second, 50*time.Millisecond)
+	f.stop()
+	f.consumed.mu.Lock()
+	defer f.consumed.mu.Unlock()
+	require.Equal(t, []int64{1}, f.consumed.byKey[poisoned.String()])
+	require.Equal(t, []int64{1, 2}, f.consumed.byKey[healthy.String()])
 }
 
 type consumer struct {
