@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -56,4 +57,19 @@ func (r *Relay) loadParked(ctx context.Context) (map[gocql.UUID]bool, error) {
 	}
 	r.m.parked.Set(float64(len(parked)))
 	return parked, nil
+}
+
+// DeadLetterRow records a CDC log row the CDC source could not read. It
+// parks nothing: without an aggregate id there is nothing to hold back,
+// and the scan still finds the event through the static columns.
+func (r *Relay) DeadLetterRow(ctx context.Context, raw map[string]any, cause error) error {
+	now := time.Now().UTC()
+	payload, _ := json.Marshal(raw)
+	err := r.session.Query(`INSERT INTO dead_letter_queue (id, component, payload, error_message, error_history, failure_count, parks_aggregate, first_failed_at, last_failed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		gocql.UUIDFromTime(now), Component+"/cdc", string(payload), cause.Error(), []string{cause.Error()}, 1, false, now, now, now).WithContext(ctx).Exec()
+	if err != nil {
+		return fmt.Errorf("dead-lettering a CDC row: %w", err)
+	}
+	r.m.deadLettered.Inc()
+	return nil
 }

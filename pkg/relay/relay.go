@@ -21,6 +21,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -99,6 +100,13 @@ type Relay struct {
 	// (Dead-lettering and parking replace this for undecodable events.)
 	heldMu sync.Mutex
 	held   map[gocql.UUID]hold
+
+	// queues are the workers' inboxes, one worker per aggregate hash; set
+	// once Run has started them (ready is closed then).
+	queues []chan pending
+	ready  chan struct{}
+	parked atomic.Pointer[map[gocql.UUID]bool]
+	maxLag atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
 }
 
 type hold struct {
@@ -117,6 +125,8 @@ type relayMetrics struct {
 	scanDur      prometheus.Histogram
 	deadLettered prometheus.Counter
 	parked       prometheus.Gauge
+	delay        prometheus.Histogram
+	lagSeconds   prometheus.Gauge
 }
 
 // New builds a relay. The producer must be idempotent with acks=all
@@ -146,15 +156,19 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Events written to the dead letter queue (each parks its aggregate)."}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "parked_aggregates",
 			Help: "Aggregates whose publishing waits behind a dead-lettered event."}),
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "event_delay_seconds",
+			Help: "Time from an event's commit to the broker's acknowledgement of its record.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "lag_seconds",
+			Help: "Age of the oldest event the relay published during the last scan period, at the time it was acknowledged."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.deadLettered, m.parked} {
+		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.deadLettered, m.parked, m.delay, m.lagSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("relay: registering metrics: %w", err)
 			}
 		}
 	}
-	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, logger: logger, m: m, held: map[gocql.UUID]hold{}}
+	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, logger: logger, m: m, held: map[gocql.UUID]hold{}, ready: make(chan struct{})}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "relay-producer",
 		MaxRequests: 1,
@@ -174,26 +188,30 @@ type pending struct {
 	aggregateType string
 	current       int64
 	published     int64
+	fromScan      bool // counted in the scan's in-flight group
 }
 
 // Run scans and publishes until ctx is done. A failure to reach the
 // database ends Run with an error (its supervisor restarts it); a failure
 // to publish leaves the aggregate for the next scan.
 func (r *Relay) Run(ctx context.Context) error {
-	queues := make([]chan pending, r.cfg.Workers)
+	r.queues = make([]chan pending, r.cfg.Workers)
 	var wg sync.WaitGroup
 	var inflight sync.WaitGroup
-	for i := range queues {
-		queues[i] = make(chan pending, 64)
+	for i := range r.queues {
+		r.queues[i] = make(chan pending, 64)
 		wg.Go(func() {
-			for p := range queues[i] {
+			for p := range r.queues[i] {
 				r.publishAggregate(ctx, p)
-				inflight.Done()
+				if p.fromScan {
+					inflight.Done()
+				}
 			}
 		})
 	}
+	close(r.ready)
 	defer func() {
-		for _, q := range queues {
+		for _, q := range r.queues {
 			close(q)
 		}
 		wg.Wait()
@@ -203,13 +221,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		start := time.Now()
 		backlog, err := r.scan(ctx, func(p pending) {
 			inflight.Add(1)
-			h := fnv.New32a()
-			_, _ = h.Write(p.id[:])
-			queues[h.Sum32()%uint32(len(queues))] <- p
+			p.fromScan = true
+			r.queues[r.worker(p.id)] <- p
 		})
 		// One scan's aggregates are all handled before the next scan reads
-		// the static columns again, so no aggregate is published twice at
-		// once.
+		// the static columns again.
 		inflight.Wait()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -218,6 +234,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return fmt.Errorf("scanning event_store: %w", err)
 		}
 		r.m.lag.Set(float64(backlog))
+		r.m.lagSeconds.Set(time.Duration(r.maxLag.Swap(0)).Seconds())
 		r.m.scans.Inc()
 		r.m.scanDur.Observe(time.Since(start).Seconds())
 		select {
@@ -226,6 +243,49 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-time.After(r.cfg.ScanInterval):
 		}
 	}
+}
+
+// Notify tells the relay that an aggregate has new events (a source such as
+// ScyllaDB's CDC log saw them commit), so that they are published without
+// waiting for the next scan. It blocks while the aggregate's worker is busy.
+func (r *Relay) Notify(ctx context.Context, id gocql.UUID) error {
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case r.queues[r.worker(id)] <- pending{id: id}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// worker picks the one worker that owns an aggregate, so that its events
+// are never published by two goroutines at once.
+func (r *Relay) worker(id gocql.UUID) int {
+	h := fnv.New32a()
+	_, _ = h.Write(id[:])
+	return int(h.Sum32() % uint32(len(r.queues)))
+}
+
+// refresh reads an aggregate's static columns: the scan's copy may be
+// stale by the time a worker gets to it (a notification may have published
+// meanwhile), and publishing from a stale mark would repeat records.
+func (r *Relay) refresh(ctx context.Context, p pending) (pending, error) {
+	var published *int64
+	err := r.session.Query(`SELECT aggregate_type, current_sequence, published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, p.id).
+		WithContext(ctx).Idempotent(true).Scan(&p.aggregateType, &p.current, &published)
+	if errors.Is(err, gocql.ErrNotFound) {
+		p.current = 0
+		return p, nil
+	}
+	p.published = 0
+	if published != nil {
+		p.published = *published
+	}
+	return p, err
 }
 
 // scan reads the static columns of every partition, token range by token
@@ -237,6 +297,7 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	r.parked.Store(&parked)
 	var backlog int64
 	for _, rg := range tokenRanges(r.cfg.ScanRanges) {
 		iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
@@ -289,6 +350,17 @@ func tokenRanges(n int) [][2]int64 {
 // bounded retries, and records how far it got.
 func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	log := r.logger.With().Str("aggregate_id", p.id.String()).Logger()
+	if parked := r.parked.Load(); (parked != nil && (*parked)[p.id]) || r.isHeld(p.id) {
+		return
+	}
+	p, err := r.refresh(ctx, p)
+	if err != nil {
+		log.Warn().Err(err).Msg("reading the aggregate's marks")
+		return
+	}
+	if p.current <= p.published {
+		return
+	}
 	var batch []*sarama.ProducerMessage
 	last := p.published
 	flush := func() error {
@@ -298,12 +370,19 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 		if err := r.send(ctx, batch); err != nil {
 			return err
 		}
+		now := time.Now()
+		for _, msg := range batch {
+			d := now.Sub(msg.Timestamp)
+			r.m.delay.Observe(d.Seconds())
+			for old := r.maxLag.Load(); int64(d) > old && !r.maxLag.CompareAndSwap(old, int64(d)); old = r.maxLag.Load() {
+			}
+		}
 		r.m.published.Add(float64(len(batch)))
 		seq := last
 		batch = batch[:0]
 		return r.markPublished(ctx, p.id, seq)
 	}
-	err := r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
+	err = r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
 		if e.Sequence != last+1 {
 			return fmt.Errorf("event %d follows %d: the stream has a gap", e.Sequence, last)
 		}

@@ -31,6 +31,7 @@ import (
 // duplicates, in sequence order per key, as an envelope that says what it
 // is; and published_sequence catches up with current_sequence.
 type fixture struct {
+	relay    *relay.Relay
 	session  *gocql.Session
 	store    *eventstore.Store
 	orders   *repository.Orders
@@ -42,7 +43,7 @@ type fixture struct {
 // newFixture migrates a keyspace of its own (the relay scans the whole
 // event_store), makes sure the topics exist, starts a consumer at the end
 // of the orders topic and runs a relay.
-func newFixture(ctx context.Context, t *testing.T) *fixture {
+func newFixture(ctx context.Context, t *testing.T, mutate ...func(*relay.Config)) *fixture {
 	t.Helper()
 	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
@@ -75,7 +76,11 @@ func newFixture(ctx context.Context, t *testing.T) *fixture {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close() })
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(relay.DefaultConfig(), session, store, producer, zerolog.Nop(), reg)
+	cfg := relay.DefaultConfig()
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	r, err := relay.New(cfg, session, store, producer, zerolog.Nop(), reg)
 	require.NoError(t, err)
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
@@ -84,7 +89,7 @@ func newFixture(ctx context.Context, t *testing.T) *fixture {
 		stopRelay()
 		require.NoError(t, <-relayDone)
 	}
-	return &fixture{session: session, store: store, orders: orders, consumed: consumed, reg: reg, stop: stop}
+	return &fixture{relay: r, session: session, store: store, orders: orders, consumed: consumed, reg: reg, stop: stop}
 }
 
 func (f *fixture) published(t *testing.T, id gocql.UUID) int64 {
@@ -216,11 +221,49 @@ func TestPoisonEventIsDeadLetteredAndParksItsAggregate(t *testing.T) {
 
 	// Later scans leave the parked aggregate alone: sequence 3 waits.
 	require.Never(t, func() bool { return f.published(t, poisoned) != 1 }, time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return f.consumed.countFor(map[string]int64{healthy.String(): 2, poisoned.String(): 1}) == 3
+	}, 10*time.Second, 20*time.Millisecond)
 	f.stop()
 	f.consumed.mu.Lock()
 	defer f.consumed.mu.Unlock()
 	require.Equal(t, []int64{1}, f.consumed.byKey[poisoned.String()])
 	require.Equal(t, []int64{1, 2}, f.consumed.byKey[healthy.String()])
+}
+
+// With scans an hour apart, a notification (what the CDC source sends)
+// publishes an aggregate's new events at once, in order.
+func TestNotifyPublishesWithoutWaitingForAScan(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t, func(c *relay.Config) { c.ScanInterval = time.Hour })
+	// Commit only after the first scan, which runs at start, has finished.
+	require.Eventually(t, func() bool {
+		families, _ := f.reg.Gather()
+		for _, fam := range families {
+			if fam.GetName() == "orderstream_relay_scans_total" {
+				return fam.GetMetric()[0].GetCounter().GetValue() >= 1
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	id := gocql.UUID(uuid.New())
+	meta := eventstore.Metadata{CommandID: uuid.NewString(), Now: time.Now()}
+	_, err := f.orders.Handle(ctx, id, order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{newItem()}}, meta)
+	require.NoError(t, err)
+	_, err = f.orders.Handle(ctx, id, order.ConfirmOrder{}, meta)
+	require.NoError(t, err)
+	require.Never(t, func() bool { return f.published(t, id) > 0 }, 500*time.Millisecond, 50*time.Millisecond, "no scan runs in between")
+
+	// Notified twice, as a source may repeat itself: published once.
+	require.NoError(t, f.relay.Notify(ctx, id))
+	require.NoError(t, f.relay.Notify(ctx, id))
+	require.Eventually(t, func() bool { return f.published(t, id) == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return f.consumed.countFor(map[string]int64{id.String(): 2}) == 2 }, 10*time.Second, 20*time.Millisecond)
+	f.stop()
+	f.consumed.mu.Lock()
+	defer f.consumed.mu.Unlock()
+	require.Equal(t, []int64{1, 2}, f.consumed.byKey[id.String()])
 }
 
 type consumer struct {

@@ -1,21 +1,25 @@
 // Command cdc-relay turns committed events into Redpanda records, in order
-// per aggregate, never lost. This build runs the scan source (token-range
-// scans of event_store's static columns), which works on every CQL
-// database, with one active replica per source held by a lease; the
-// ScyllaDB CDC source and dead-lettering are being added (see pkg/relay).
+// per aggregate, never lost. The scan source (token-range scans of
+// event_store's static columns) works on every CQL database; on ScyllaDB the
+// CDC source (source=scylla-cdc) notifies the relay of each commit and the
+// scan becomes the reconcile. One replica is active, held by a lease.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/lease"
 	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/cdcsource"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
 )
@@ -23,9 +27,11 @@ import (
 // Config is the configuration of cdc-relay.
 type Config struct {
 	service.StreamConfig `mapstructure:",squash"`
-	Relay                relay.Config `mapstructure:"relay"`
-	Lease                lease.Config `mapstructure:"lease"`
-	Topics               TopicsConfig `mapstructure:"topics"`
+	Source               string           `mapstructure:"source" help:"where the relay learns of commits: scan (any CQL database) or scylla-cdc (ScyllaDB's CDC log, with the scan as a slower reconcile)"`
+	CDC                  cdcsource.Config `mapstructure:"cdc"`
+	Relay                relay.Config     `mapstructure:"relay"`
+	Lease                lease.Config     `mapstructure:"lease"`
+	Topics               TopicsConfig     `mapstructure:"topics"`
 }
 
 // TopicsConfig shapes the topics the relay creates when they are missing.
@@ -37,18 +43,23 @@ type TopicsConfig struct {
 // Validate checks every part.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.Source != "scan" && c.Source != "scylla-cdc" {
+		errs = append(errs, config.Errorf("source", "must be scan or scylla-cdc, got %q", c.Source))
+	}
 	if c.Topics.Partitions < 1 {
 		errs = append(errs, config.Errorf("topics.partitions", "must be at least 1, got %d", c.Topics.Partitions))
 	}
 	if c.Topics.Replication < 1 {
 		errs = append(errs, config.Errorf("topics.replication", "must be at least 1, got %d", c.Topics.Replication))
 	}
-	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("relay", c.Relay.Validate()), config.Nest("lease", c.Lease.Validate()))...)
+	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("relay", c.Relay.Validate()), config.Nest("lease", c.Lease.Validate()), config.Nest("cdc", c.CDC.Validate()))...)
 }
 
 func defaultConfig() *Config {
 	return &Config{
 		StreamConfig: service.DefaultStreamConfig(":9084"),
+		Source:       "scan",
+		CDC:          cdcsource.DefaultConfig(),
 		Relay:        relay.DefaultConfig(),
 		Lease:        lease.DefaultConfig(),
 		Topics:       TopicsConfig{Partitions: 12, Replication: 1},
@@ -94,11 +105,33 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	// One active relay per source: replicas stand by until the lease frees.
+	work := r.Run
+	if cfg.Source == "scylla-cdc" {
+		if flavour, err := cql.DetectFlavour(ctx, session); err != nil {
+			return nil, err
+		} else if flavour != cql.ScyllaDB {
+			return nil, fmt.Errorf("source scylla-cdc needs ScyllaDB's CDC log, but the database is %s; use source scan", flavour)
+		}
+		src, err := cdcsource.New(session, cfg.CQL.Keyspace, "relay", cfg.CDC,
+			func(ctx context.Context, c cdcsource.Change) error { return r.Notify(ctx, c.AggregateID) },
+			r.DeadLetterRow, d.Logger, d.Registry)
+		if err != nil {
+			return nil, err
+		}
+		// The CDC source notifies the relay of each commit; the relay's
+		// scans go on as the reconcile that catches whatever it missed.
+		work = func(ctx context.Context) error {
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() error { return r.Run(ctx) })
+			g.Go(func() error { return src.Run(ctx) })
+			return g.Wait()
+		}
+	}
+	// One active relay: replicas stand by until the lease frees.
 	host, _ := os.Hostname()
-	l, err := lease.New(session, "relay/scan", host, cfg.Lease, d.Logger, d.Registry)
+	l, err := lease.New(session, "relay", host, cfg.Lease, d.Logger, d.Registry)
 	if err != nil {
 		return nil, err
 	}
-	return []supervise.Worker{{Name: "relay", Run: func(ctx context.Context) error { return l.Run(ctx, r.Run) }}}, nil
+	return []supervise.Worker{{Name: "relay", Run: func(ctx context.Context) error { return l.Run(ctx, work) }}}, nil
 }

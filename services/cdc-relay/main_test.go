@@ -2,10 +2,29 @@ package main
 
 import (
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/orderstream/orderstream/pkg/servicetest"
 )
 
 func TestBinary(t *testing.T) {
 	servicetest.Contract(t, servicetest.Spec{Kafka: true})
+}
+
+// The CDC source needs ScyllaDB: on Apache Cassandra the relay refuses to
+// start with that source, saying which one to use; an unknown source is a
+// configuration error naming the key.
+func TestSourceChoice(t *testing.T) {
+	bin := servicetest.Build(t)
+	addr := servicetest.FreeAddr(t)
+	env := append(servicetest.Env(t, servicetest.Spec{Kafka: true}, addr), "ORDERSTREAM_SOURCE=scylla-cdc")
+	p := servicetest.Start(t, bin, env)
+	require.Equal(t, 1, p.Wait(60*time.Second), p.Output())
+	require.Contains(t, p.Output(), "use source scan")
+
+	p = servicetest.Start(t, bin, nil, "--source=binlog")
+	require.Equal(t, 2, p.Wait(20*time.Second), p.Output())
+	require.Contains(t, p.Output(), `"source"`)
 }
