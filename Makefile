@@ -56,6 +56,12 @@ tools: ## install the Go tools the checks use into .cache/bin
 .PHONY: test
 test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files
 	scripts/test.sh $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
+	@echo "fault tests (they stop shared servers, so they run alone):"
+	scripts/test.sh $(TEST_TIMEOUT) -tags fault -run Fault ./services/cdc-relay/...
+
+.PHONY: test-fault
+test-fault: tools infra-up ## only the fault tests (stop and start Kafka under load)
+	scripts/test.sh $(TEST_TIMEOUT) -tags fault -run Fault ./services/cdc-relay/...
 
 .PHONY: test-unit
 test-unit: ## only the tests that need no server (integration tests skip without the stack)
@@ -66,6 +72,7 @@ lint: tools ## gofmt, go vet, staticcheck, buf lint and buf breaking against mai
 	@bad=$$(gofmt -l $(MODULES) | grep -v '^pkg/gen/' || true); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	staticcheck $(PKGS)
+	go vet -tags fault ./services/cdc-relay/...
 	cd proto && buf lint
 	scripts/buf-breaking.sh
 

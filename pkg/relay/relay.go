@@ -38,15 +38,15 @@ import (
 
 // Config tunes the relay.
 type Config struct {
-	ScanInterval     time.Duration `mapstructure:"scan_interval" help:"pause between two scans of the static columns"`
-	ScanRanges       int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
-	Workers          int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
-	MaxAttempts      int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
-	InitialBackoff   time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
-	MaxBackoff       time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
-	BreakerFailures  uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
-	BreakerOpenFor   time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
-	MaxEventsPerSend int           `mapstructure:"max_events_per_send" help:"events of one aggregate sent in one producer call"`
+	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two scans of the static columns"`
+	ScanRanges      int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
+	Workers         int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
+	MaxAttempts     int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
+	InitialBackoff  time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
+	MaxBackoff      time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
+	BreakerFailures uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
+	BreakerOpenFor  time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
+	MarkEvery       int           `mapstructure:"mark_every" help:"events of one aggregate published between two records of published_sequence"`
 }
 
 // DefaultConfig favours latency on a small cluster.
@@ -54,7 +54,7 @@ func DefaultConfig() Config {
 	return Config{
 		ScanInterval: 50 * time.Millisecond, ScanRanges: 16, Workers: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MaxEventsPerSend: 500,
+		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500,
 	}
 }
 
@@ -74,13 +74,13 @@ func (c Config) Validate() error {
 	check(c.MaxBackoff >= c.InitialBackoff, "max_backoff", "must be at least initial_backoff, got %s", c.MaxBackoff)
 	check(c.BreakerFailures >= 1, "breaker_failures", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerOpenFor > 0, "breaker_open_for", "must be positive, got %s", c.BreakerOpenFor)
-	check(c.MaxEventsPerSend >= 1, "max_events_per_send", "must be at least 1, got %d", c.MaxEventsPerSend)
+	check(c.MarkEvery >= 1, "mark_every", "must be at least 1, got %d", c.MarkEvery)
 	return errors.Join(errs...)
 }
 
 // Producer is the part of sarama's SyncProducer the relay uses.
 type Producer interface {
-	SendMessages(msgs []*sarama.ProducerMessage) error
+	SendMessage(msg *sarama.ProducerMessage) (partition int32, offset int64, err error)
 }
 
 // Relay publishes the unpublished events of aggregates.
@@ -143,7 +143,7 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "publish_failures_total",
 			Help: "Publish attempts that failed, by reason."}, []string{"reason"}),
 		publishDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "publish_duration_seconds",
-			Help: "Duration of one producer call (one aggregate's batch of events).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+			Help: "Duration of one producer call (one record, acknowledged).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "circuit_breaker_state",
 			Help: "State of the producer's circuit breaker: 0 closed, 1 half-open, 2 open.", ConstLabels: prometheus.Labels{"component": "relay"}}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "unpublished_events",
@@ -363,24 +363,33 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	}
 	var batch []*sarama.ProducerMessage
 	last := p.published
+	// flush sends the batch one record at a time, each only after the
+	// broker acknowledged the one before: a batch sent at once can, when a
+	// broker fails mid-way, land its later records before an earlier one
+	// that is retried (seen when Kafka restarts under load). It records how
+	// far it got even when it stops part-way, so a retry resumes there.
 	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := r.send(ctx, batch); err != nil {
-			return err
-		}
-		now := time.Now()
+		base := last - int64(len(batch)) // the batch holds base+1 … last
+		acked := base
+		var sendErr error
 		for _, msg := range batch {
-			d := now.Sub(msg.Timestamp)
+			if sendErr = r.send(ctx, msg); sendErr != nil {
+				break
+			}
+			acked++
+			d := time.Since(msg.Timestamp)
 			r.m.delay.Observe(d.Seconds())
 			for old := r.maxLag.Load(); int64(d) > old && !r.maxLag.CompareAndSwap(old, int64(d)); old = r.maxLag.Load() {
 			}
+			r.m.published.Inc()
 		}
-		r.m.published.Add(float64(len(batch)))
-		seq := last
 		batch = batch[:0]
-		return r.markPublished(ctx, p.id, seq)
+		if acked > base {
+			if err := r.markPublished(ctx, p.id, acked); err != nil {
+				return errors.Join(sendErr, err)
+			}
+		}
+		return sendErr
 	}
 	err = r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
 		if e.Sequence != last+1 {
@@ -403,7 +412,7 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 		}
 		batch = append(batch, msg)
 		last = e.Sequence
-		if len(batch) >= r.cfg.MaxEventsPerSend {
+		if len(batch) >= r.cfg.MarkEvery {
 			return flush()
 		}
 		return nil
@@ -437,14 +446,17 @@ func (r *Relay) isHeld(id gocql.UUID) bool {
 	return ok && time.Now().Before(h.until)
 }
 
-// send publishes one batch through the circuit breaker with exponential
+// send publishes one record through the circuit breaker with exponential
 // backoff and jitter. While the breaker is open it waits instead of
 // spending attempts.
-func (r *Relay) send(ctx context.Context, batch []*sarama.ProducerMessage) error {
+func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 	wait := r.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		_, err := r.breaker.Execute(func() (struct{}, error) { return struct{}{}, r.producer.SendMessages(batch) })
+		_, err := r.breaker.Execute(func() (struct{}, error) {
+			_, _, err := r.producer.SendMessage(msg)
+			return struct{}{}, err
+		})
 		if err == nil {
 			r.m.publishDur.Observe(time.Since(start).Seconds())
 			return nil
@@ -457,7 +469,7 @@ func (r *Relay) send(ctx context.Context, batch []*sarama.ProducerMessage) error
 			r.m.failures.WithLabelValues("producer").Inc()
 		}
 		if attempt >= r.cfg.MaxAttempts {
-			return fmt.Errorf("publishing %d events after %d attempts: %w", len(batch), attempt, err)
+			return fmt.Errorf("publishing after %d attempts: %w", attempt, err)
 		}
 		r.m.retries.Inc()
 		select {

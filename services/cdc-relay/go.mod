@@ -8,7 +8,10 @@ replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
 
 require (
 	github.com/IBM/sarama v1.61.1
+	github.com/gocql/gocql v1.17.0
+	github.com/google/uuid v1.6.0
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
+	github.com/rs/zerolog v1.35.1
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/sync v0.23.0
 )
@@ -24,8 +27,6 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
-	github.com/gocql/gocql v1.17.0 // indirect
-	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
 	github.com/hashicorp/go-uuid v1.0.3 // indirect
 	github.com/jcmturner/aescts/v2 v2.0.0 // indirect
@@ -44,7 +45,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rcrowley/go-metrics v0.0.0-20250401214520-65e299d6c5c9 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
 	github.com/sagikazarmark/locafero v0.11.0 // indirect
 	github.com/scylladb/scylla-cdc-go v1.2.1 // indirect
 	github.com/sony/gobreaker/v2 v2.4.0 // indirect
