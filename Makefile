@@ -92,6 +92,7 @@ check-generated: tools ## fail if go.mod/go.sum are not tidy or pkg/gen is stale
 .PHONY: bench
 bench: infra-up ## benchmarks against the real stack, printed as tables with ratios to a bare baseline
 	go run ./pkg/cmd/storebench
+	go run ./pkg/cmd/relaybench
 	go test -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/
 
 .PHONY: clean

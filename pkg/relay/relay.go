@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
@@ -40,7 +41,9 @@ import (
 type Config struct {
 	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two scans of the static columns"`
 	ScanRanges      int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
+	ScanParallelism int           `mapstructure:"scan_parallelism" help:"token ranges read at once during a scan"`
 	Workers         int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
+	MaxInFlight     int           `mapstructure:"max_in_flight" help:"records sent and not yet acknowledged, at most, over all workers (workers read the next events from the database meanwhile)"`
 	MaxAttempts     int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
 	InitialBackoff  time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
 	MaxBackoff      time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
@@ -52,7 +55,7 @@ type Config struct {
 // DefaultConfig favours latency on a small cluster.
 func DefaultConfig() Config {
 	return Config{
-		ScanInterval: 50 * time.Millisecond, ScanRanges: 16, Workers: 16,
+		ScanInterval: 50 * time.Millisecond, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500,
 	}
@@ -68,7 +71,9 @@ func (c Config) Validate() error {
 	}
 	check(c.ScanInterval > 0, "scan_interval", "must be positive, got %s", c.ScanInterval)
 	check(c.ScanRanges >= 1 && c.ScanRanges <= 4096, "scan_ranges", "must be 1..4096, got %d", c.ScanRanges)
+	check(c.ScanParallelism >= 1 && c.ScanParallelism <= 256, "scan_parallelism", "must be 1..256, got %d", c.ScanParallelism)
 	check(c.Workers >= 1 && c.Workers <= 1024, "workers", "must be 1..1024, got %d", c.Workers)
+	check(c.MaxInFlight >= 1 && c.MaxInFlight <= c.Workers, "max_in_flight", "must be 1..workers (%d), got %d", c.Workers, c.MaxInFlight)
 	check(c.MaxAttempts >= 1, "max_attempts", "must be at least 1, got %d", c.MaxAttempts)
 	check(c.InitialBackoff > 0, "initial_backoff", "must be positive, got %s", c.InitialBackoff)
 	check(c.MaxBackoff >= c.InitialBackoff, "max_backoff", "must be at least initial_backoff, got %s", c.MaxBackoff)
@@ -90,6 +95,7 @@ type Relay struct {
 	store     *eventstore.Store
 	upcasters *eventstore.Upcasters
 	producer  Producer
+	inFlight  chan struct{} // a slot per record awaiting acknowledgement
 	breaker   *gobreaker.CircuitBreaker[struct{}]
 	logger    zerolog.Logger
 	m         *relayMetrics
@@ -168,7 +174,7 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			}
 		}
 	}
-	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, logger: logger, m: m, held: map[gocql.UUID]hold{}, ready: make(chan struct{})}
+	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger, m: m, held: map[gocql.UUID]hold{}, ready: make(chan struct{})}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "relay-producer",
 		MaxRequests: 1,
@@ -298,32 +304,54 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 		return 0, err
 	}
 	r.parked.Store(&parked)
-	var backlog int64
+	var (
+		backlog atomic.Int64
+		ranges  = make(chan [2]int64, r.cfg.ScanRanges)
+	)
 	for _, rg := range tokenRanges(r.cfg.ScanRanges) {
-		iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
-			WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
-		var (
-			p         pending
-			published *int64
-		)
-		for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
-			p.published = 0
-			if published != nil {
-				p.published = *published
-			}
-			if p.current > p.published {
-				backlog += p.current - p.published
-				if !parked[p.id] && !r.isHeld(p.id) {
-					found(p)
+		ranges <- rg
+	}
+	close(ranges)
+	g, ctx := errgroup.WithContext(ctx)
+	for range r.cfg.ScanParallelism {
+		g.Go(func() error {
+			for rg := range ranges {
+				n, err := r.scanRange(ctx, rg, parked, found)
+				backlog.Add(n)
+				if err != nil {
+					return err
 				}
 			}
-			published = nil
-		}
-		if err := iter.Close(); err != nil {
-			return backlog, err
-		}
+			return nil
+		})
 	}
-	return backlog, nil
+	err = g.Wait()
+	return backlog.Load(), err
+}
+
+// scanRange scans one token range; see scan.
+func (r *Relay) scanRange(ctx context.Context, rg [2]int64, parked map[gocql.UUID]bool, found func(pending)) (int64, error) {
+	iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
+		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
+	var (
+		p         pending
+		published *int64
+		backlog   int64
+	)
+	for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
+		p.published = 0
+		if published != nil {
+			p.published = *published
+		}
+		if p.current > p.published {
+			backlog += p.current - p.published
+			if !parked[p.id] && !r.isHeld(p.id) {
+				found(p)
+			}
+		}
+		published = nil
+	}
+	return backlog, iter.Close()
 }
 
 // tokenRanges splits the Murmur3 ring into n contiguous inclusive ranges.
@@ -452,11 +480,17 @@ func (r *Relay) isHeld(id gocql.UUID) bool {
 func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 	wait := r.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
+		select {
+		case r.inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		start := time.Now()
 		_, err := r.breaker.Execute(func() (struct{}, error) {
 			_, _, err := r.producer.SendMessage(msg)
 			return struct{}{}, err
 		})
+		<-r.inFlight
 		if err == nil {
 			r.m.publishDur.Observe(time.Since(start).Seconds())
 			return nil
@@ -495,6 +529,17 @@ func (r *Relay) markPublished(ctx context.Context, id gocql.UUID, seq int64) err
 // NewProducer builds the idempotent, acks=all producer the relay needs on
 // the given sarama configuration (connection settings already applied).
 func NewProducer(brokers []string, sc *sarama.Config) (sarama.SyncProducer, error) {
+	ProducerConfig(sc)
+	p, err := sarama.NewSyncProducer(brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("creating producer: %w", err)
+	}
+	return p, nil
+}
+
+// ProducerConfig sets what the relay's producer needs on sc: idempotence,
+// acks=all, one request in flight per broker, key-hash partitioning.
+func ProducerConfig(sc *sarama.Config) {
 	sc.Producer.Idempotent = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Return.Successes = true
@@ -503,11 +548,6 @@ func NewProducer(brokers []string, sc *sarama.Config) (sarama.SyncProducer, erro
 	sc.Producer.Retry.Backoff = 100 * time.Millisecond
 	sc.Net.MaxOpenRequests = 1
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
-	p, err := sarama.NewSyncProducer(brokers, sc)
-	if err != nil {
-		return nil, fmt.Errorf("creating producer: %w", err)
-	}
-	return p, nil
 }
 
 // EnsureTopics creates the topics of every aggregate type when missing.

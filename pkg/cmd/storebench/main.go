@@ -32,9 +32,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/cmd/internal/benchkit"
 	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
-	"github.com/orderstream/orderstream/pkg/migrate"
 )
 
 var maxEvents = flag.Int("max-events", 50, "events per aggregate before a client moves to a new one (next-version rows)")
@@ -54,12 +54,7 @@ type result struct {
 	lat     []time.Duration
 }
 
-func (r result) pct(p float64) time.Duration {
-	if len(r.lat) == 0 {
-		return 0
-	}
-	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
-}
+func (r result) pct(p float64) time.Duration { return benchkit.Pct(r.lat, p) }
 
 func (r result) throughput() float64 { return float64(r.ops) / r.elapsed.Seconds() }
 
@@ -78,7 +73,7 @@ func run() error {
 	cfg.Hosts = strings.Split(*hosts, ",")
 	cfg.Keyspace = *keyspace
 	cfg.NumConns = 4
-	if err := prepareKeyspace(ctx, cfg); err != nil {
+	if err := benchkit.PrepareKeyspace(ctx, cfg, false); err != nil {
 		return err
 	}
 	session, err := cql.Connect(ctx, cfg, cfg.Keyspace, zerolog.Nop())
@@ -291,8 +286,8 @@ func print(results []result, loads []loadResult) {
 			base = r
 		}
 		fmt.Fprintf(w, "%s\t%d\t%.0f\t%s\t%s\t%.2f\t%.2f\t%.2f\t\n", r.name, r.clients, r.throughput(),
-			ms(r.pct(.5)), ms(r.pct(.99)),
-			ratio(r.pct(.5), base.pct(.5)), ratio(r.pct(.99), base.pct(.99)), r.throughput()/base.throughput())
+			benchkit.Ms(r.pct(.5)), benchkit.Ms(r.pct(.99)),
+			benchkit.Ratio(r.pct(.5), base.pct(.5)), benchkit.Ratio(r.pct(.99), base.pct(.99)), r.throughput()/base.throughput())
 	}
 	_ = w.Flush()
 
@@ -305,85 +300,24 @@ func print(results []result, loads []loadResult) {
 		}
 		return result{}
 	}
-	check := func(what string, got, limit float64, atMost bool) {
-		ok := got <= limit
-		cmp := "≤"
-		if !atMost {
-			ok, cmp = got >= limit, "≥"
-		}
-		verdict := "met"
-		if !ok {
-			verdict = "MISSED"
-		}
-		fmt.Printf("%-58s %.2f (target %s %.2f) %s\n", what, got, cmp, limit, verdict)
-	}
 	for _, c := range []int{1, 64} {
 		b := find("bare LWT INSERT IF NOT EXISTS", c)
 		for _, name := range []string{"commit 1 event, new aggregate", "commit 1 event, next version"} {
 			r := find(name, c)
-			check(fmt.Sprintf("%s, %d clients: p50 / bare p50", name, c), ratio(r.pct(.5), b.pct(.5)), 1.15, true)
-			check(fmt.Sprintf("%s, %d clients: p99 / bare p99", name, c), ratio(r.pct(.99), b.pct(.99)), 1.4, true)
+			benchkit.Check(fmt.Sprintf("%s, %d clients: p50 / bare p50", name, c), benchkit.Ratio(r.pct(.5), b.pct(.5)), 1.15, true)
+			benchkit.Check(fmt.Sprintf("%s, %d clients: p99 / bare p99", name, c), benchkit.Ratio(r.pct(.99), b.pct(.99)), 1.4, true)
 		}
 	}
 	b64 := find("bare LWT INSERT IF NOT EXISTS", 64)
-	check("commit 1 event, next version, 64 clients: ops/s / bare", find("commit 1 event, next version", 64).throughput()/b64.throughput(), 0.85, false)
+	benchkit.Check("commit 1 event, next version, 64 clients: ops/s / bare", find("commit 1 event, next version", 64).throughput()/b64.throughput(), 0.85, false)
 	for _, c := range []int{1, 64} {
 		one, ten := find("commit 1 event, next version", c), find("commit 10 events, next version", c)
-		check(fmt.Sprintf("commit 10 events / 1 event, %d clients: p50", c), ratio(ten.pct(.5), one.pct(.5)), 1.3, true)
+		benchkit.Check(fmt.Sprintf("commit 10 events / 1 event, %d clients: p50", c), benchkit.Ratio(ten.pct(.5), one.pct(.5)), 1.3, true)
 	}
 
 	fmt.Println()
 	for _, l := range loads {
-		fmt.Printf("%-40s p50 %s\n", l.name, ms(l.p50))
-	}
-}
-
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
-		return 0
-	}
-	return float64(a) / float64(b)
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
-
-func prepareKeyspace(ctx context.Context, cfg cql.Config) error {
-	s, err := cql.Connect(ctx, cfg, "", zerolog.Nop())
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	flavour, err := cql.DetectFlavour(ctx, s)
-	if err != nil {
-		return err
-	}
-	dir, err := schemaDir()
-	if err != nil {
-		return err
-	}
-	migs, err := migrate.Load(os.DirFS(dir), flavour, cfg.Keyspace)
-	if err != nil {
-		return err
-	}
-	_, err = migrate.New(s, cfg.Keyspace, flavour, migrate.DefaultConfig(), zerolog.Nop()).Apply(ctx, migs)
-	return err
-}
-
-// schemaDir finds the repository's schema/ folder from the working directory.
-func schemaDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(dir + "/go.work"); err == nil {
-			return dir + "/schema", nil
-		}
-		parent := dir[:max(strings.LastIndex(dir, "/"), 0)]
-		if parent == "" || parent == dir {
-			return "", fmt.Errorf("go.work not found above the working directory")
-		}
-		dir = parent
+		fmt.Printf("%-40s p50 %s\n", l.name, benchkit.Ms(l.p50))
 	}
 }
 
