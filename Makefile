@@ -57,11 +57,11 @@ tools: ## install the Go tools the checks use into .cache/bin
 test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files
 	scripts/test.sh $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	@echo "fault tests (they stop shared servers, so they run alone):"
-	scripts/test.sh $(TEST_TIMEOUT) -tags fault -run Fault ./services/cdc-relay/...
+	scripts/test.sh $(TEST_TIMEOUT) -p 1 -tags fault -run Fault ./services/cdc-relay/... ./services/projector-order-read-model/...
 
 .PHONY: test-fault
 test-fault: tools infra-up ## only the fault tests (stop and start Kafka under load)
-	scripts/test.sh $(TEST_TIMEOUT) -tags fault -run Fault ./services/cdc-relay/...
+	scripts/test.sh $(TEST_TIMEOUT) -p 1 -tags fault -run Fault ./services/cdc-relay/... ./services/projector-order-read-model/...
 
 .PHONY: test-unit
 test-unit: ## only the tests that need no server (integration tests skip without the stack)
@@ -72,7 +72,7 @@ lint: tools ## gofmt, go vet, staticcheck, buf lint and buf breaking against mai
 	@bad=$$(gofmt -l $(MODULES) | grep -v '^pkg/gen/' || true); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	staticcheck $(PKGS)
-	go vet -tags fault ./services/cdc-relay/...
+	go vet -tags fault ./services/cdc-relay/... ./services/projector-order-read-model/...
 	cd proto && buf lint
 	scripts/buf-breaking.sh
 
@@ -93,6 +93,7 @@ check-generated: tools ## fail if go.mod/go.sum are not tidy or pkg/gen is stale
 bench: infra-up ## benchmarks against the real stack, printed as tables with ratios to a bare baseline
 	go run ./pkg/cmd/storebench
 	go run ./pkg/cmd/relaybench
+	go run ./pkg/cmd/projbench
 	go test -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/
 
 .PHONY: clean

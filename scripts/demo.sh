@@ -40,5 +40,17 @@ echo "a rejected command (a delivered order cannot be cancelled):" >&2
 send POST "/v1/orders/$order/cancel" '{"reason":"too late","cancelled_by":"customer"}' >/dev/null || true
 
 echo
+echo "== read models (the projectors apply what the relay publishes) =="
+for p in order-read-model:9085 orders-by-customer:9086 orders-by-status:9087 customer-read-model:9088; do
+  name=${p%%:*} port=${p##*:} applied=0
+  for _ in $(seq 1 50); do # up to ~10 s for the relay's scan and the projector
+    applied=$(curl -s "http://127.0.0.1:$port/metrics" | sed -nE 's/^orderstream_projector_events_applied_total\{[^}]*\} ([0-9.e+]+)$/\1/p' | head -1)
+    [[ -n "$applied" && "$applied" != 0 ]] && break
+    sleep 0.2
+  done
+  printf '%-22s events applied: %s\n' "$name" "${applied:-0}"
+done
+
+echo
 echo "Command API: $api (OpenAPI at $api/openapi.json). Admin: http://127.0.0.1:908N/{healthz,readyz,metrics}."
 echo "Logs: .run/services/*.log and .run/stack/*/logs/. Stop everything with 'make down'."

@@ -53,6 +53,7 @@ type Server struct {
 	cfg    Config
 	logger zerolog.Logger
 	srv    *http.Server
+	router chi.Router
 
 	mu     sync.RWMutex
 	checks map[string]Check
@@ -68,6 +69,7 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 	})
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}}))
+	s.router = r
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           r,
@@ -76,6 +78,12 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 		IdleTimeout:       time.Minute,
 	}
 	return s
+}
+
+// Handle adds an operator endpoint (such as POST /rebuild) to the admin
+// server; call it before Serve.
+func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
+	s.router.Method(method, pattern, h)
 }
 
 // AddCheck registers a named readiness check.

@@ -14,9 +14,15 @@ import (
 	eventv1 "github.com/orderstream/orderstream/pkg/gen/orderstream/event/v1"
 )
 
-// Topic is the topic of an aggregate type: orderstream.orders.v1 for
-// "order", orderstream.customers.v1 for "customer".
-func Topic(aggregateType string) string { return "orderstream." + aggregateType + "s.v1" }
+// DefaultTopicPrefix starts the name of every topic: orderstream.orders.v1.
+const DefaultTopicPrefix = "orderstream"
+
+// TopicOf is the topic of an aggregate type under a prefix:
+// <prefix>.orders.v1 for "order", <prefix>.customers.v1 for "customer".
+func TopicOf(prefix, aggregateType string) string { return prefix + "." + aggregateType + "s.v1" }
+
+// Topic is the topic of an aggregate type under the default prefix.
+func Topic(aggregateType string) string { return TopicOf(DefaultTopicPrefix, aggregateType) }
 
 // Record headers; consumers drop duplicates by (key, sequence).
 const (

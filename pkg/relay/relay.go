@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/metrics"
@@ -39,7 +40,10 @@ import (
 
 // Config tunes the relay.
 type Config struct {
-	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two scans of the static columns"`
+	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two full scans of the static columns when there is no index on updated_at (ScyllaDB, or a Cassandra without SAI)"`
+	RecentInterval  time.Duration `mapstructure:"recent_interval" help:"pause between two reads of the recently committed aggregates (the index on updated_at, Apache Cassandra 5)"`
+	RecentLookback  time.Duration `mapstructure:"recent_lookback" help:"how far before the previous read of recent commits the next one looks (covers commit latency and clock skew between command-service hosts and the relay)"`
+	ReconcileEvery  time.Duration `mapstructure:"reconcile_every" help:"full scan interval while recent commits are read through the index: the reconcile that catches whatever the recent reads missed"`
 	ScanRanges      int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
 	ScanParallelism int           `mapstructure:"scan_parallelism" help:"token ranges read at once during a scan"`
 	Workers         int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
@@ -50,14 +54,15 @@ type Config struct {
 	BreakerFailures uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
 	BreakerOpenFor  time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
 	MarkEvery       int           `mapstructure:"mark_every" help:"events of one aggregate published between two records of published_sequence"`
+	TopicPrefix     string        `mapstructure:"topic_prefix" help:"topics are <topic_prefix>.orders.v1 and <topic_prefix>.customers.v1"`
 }
 
 // DefaultConfig favours latency on a small cluster.
 func DefaultConfig() Config {
 	return Config{
-		ScanInterval: 50 * time.Millisecond, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
+		ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 2 * time.Second, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500,
+		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500, TopicPrefix: DefaultTopicPrefix,
 	}
 }
 
@@ -70,6 +75,9 @@ func (c Config) Validate() error {
 		}
 	}
 	check(c.ScanInterval > 0, "scan_interval", "must be positive, got %s", c.ScanInterval)
+	check(c.RecentInterval > 0, "recent_interval", "must be positive, got %s", c.RecentInterval)
+	check(c.RecentLookback > 0, "recent_lookback", "must be positive, got %s", c.RecentLookback)
+	check(c.ReconcileEvery > 0, "reconcile_every", "must be positive, got %s", c.ReconcileEvery)
 	check(c.ScanRanges >= 1 && c.ScanRanges <= 4096, "scan_ranges", "must be 1..4096, got %d", c.ScanRanges)
 	check(c.ScanParallelism >= 1 && c.ScanParallelism <= 256, "scan_parallelism", "must be 1..256, got %d", c.ScanParallelism)
 	check(c.Workers >= 1 && c.Workers <= 1024, "workers", "must be 1..1024, got %d", c.Workers)
@@ -80,6 +88,7 @@ func (c Config) Validate() error {
 	check(c.BreakerFailures >= 1, "breaker_failures", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerOpenFor > 0, "breaker_open_for", "must be positive, got %s", c.BreakerOpenFor)
 	check(c.MarkEvery >= 1, "mark_every", "must be at least 1, got %d", c.MarkEvery)
+	check(c.TopicPrefix != "", "topic_prefix", "must not be empty")
 	return errors.Join(errs...)
 }
 
@@ -107,12 +116,15 @@ type Relay struct {
 	heldMu sync.Mutex
 	held   map[gocql.UUID]hold
 
-	// queues are the workers' inboxes, one worker per aggregate hash; set
-	// once Run has started them (ready is closed then).
-	queues []chan pending
-	ready  chan struct{}
-	parked atomic.Pointer[map[gocql.UUID]bool]
-	maxLag atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
+	// queues are the workers' inboxes, one worker per aggregate hash, set
+	// while Run runs (started is closed the first time).
+	queuesMu sync.RWMutex
+	queues   []chan pending
+	started  chan struct{}
+	once     sync.Once
+	parked   atomic.Pointer[map[gocql.UUID]bool]
+	parkedMu sync.Mutex   // serialises copy-on-write updates of parked
+	maxLag   atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
 }
 
 type hold struct {
@@ -129,6 +141,8 @@ type relayMetrics struct {
 	lag          prometheus.Gauge
 	scans        prometheus.Counter
 	scanDur      prometheus.Histogram
+	recentScans  prometheus.Counter
+	recentDur    prometheus.Histogram
 	deadLettered prometheus.Counter
 	parked       prometheus.Gauge
 	delay        prometheus.Histogram
@@ -158,6 +172,10 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Completed scans of the static columns."}),
 		scanDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scan_duration_seconds",
 			Help: "Duration of one scan including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		recentScans: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "recent_scans_total",
+			Help: "Completed reads of recently committed aggregates (through the index on updated_at)."}),
+		recentDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "recent_scan_duration_seconds",
+			Help: "Duration of one read of recent commits including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "dead_lettered_total",
 			Help: "Events written to the dead letter queue (each parks its aggregate)."}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "parked_aggregates",
@@ -168,13 +186,13 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Age of the oldest event the relay published during the last scan period, at the time it was acknowledged."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.deadLettered, m.parked, m.delay, m.lagSeconds} {
+		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.recentScans, m.recentDur, m.deadLettered, m.parked, m.delay, m.lagSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("relay: registering metrics: %w", err)
 			}
 		}
 	}
-	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger, m: m, held: map[gocql.UUID]hold{}, ready: make(chan struct{})}
+	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger, m: m, held: map[gocql.UUID]hold{}, started: make(chan struct{})}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "relay-producer",
 		MaxRequests: 1,
@@ -194,44 +212,85 @@ type pending struct {
 	aggregateType string
 	current       int64
 	published     int64
-	fromScan      bool // counted in the scan's in-flight group
+	done          func() // set by a scan: called once the aggregate is handled
 }
 
 // Run scans and publishes until ctx is done. A failure to reach the
 // database ends Run with an error (its supervisor restarts it); a failure
 // to publish leaves the aggregate for the next scan.
 func (r *Relay) Run(ctx context.Context) error {
-	r.queues = make([]chan pending, r.cfg.Workers)
+	queues := make([]chan pending, r.cfg.Workers)
 	var wg sync.WaitGroup
-	var inflight sync.WaitGroup
-	for i := range r.queues {
-		r.queues[i] = make(chan pending, 64)
+	for i := range queues {
+		queues[i] = make(chan pending, 64)
 		wg.Go(func() {
-			for p := range r.queues[i] {
+			for p := range queues[i] {
 				r.publishAggregate(ctx, p)
-				if p.fromScan {
-					inflight.Done()
+				if p.done != nil {
+					p.done()
 				}
 			}
 		})
 	}
-	close(r.ready)
+	r.queuesMu.Lock()
+	r.queues = queues
+	r.queuesMu.Unlock()
+	r.once.Do(func() { close(r.started) })
 	defer func() {
-		for _, q := range r.queues {
+		r.queuesMu.Lock()
+		r.queues = nil
+		for _, q := range queues {
 			close(q)
 		}
+		r.queuesMu.Unlock()
 		wg.Wait()
 	}()
 
-	for {
-		start := time.Now()
-		backlog, err := r.scan(ctx, func(p pending) {
-			inflight.Add(1)
-			p.fromScan = true
-			r.queues[r.worker(p.id)] <- p
+	// With the index on updated_at, recent commits are read every
+	// RecentInterval while full scans reconcile every ReconcileEvery, side
+	// by side (an aggregate found by both is published once: its worker
+	// re-reads the marks first). Without the index, full scans run every
+	// ScanInterval.
+	indexed := r.hasRecentIndex(ctx)
+	if !indexed {
+		r.logger.Info().Dur("scan_interval", r.cfg.ScanInterval).Msg("no index on event_store.updated_at: full scans only")
+		return r.loop(ctx, queues, r.cfg.ScanInterval, func(ctx context.Context, found func(pending)) error {
+			return r.fullScan(ctx, found)
 		})
-		// One scan's aggregates are all handled before the next scan reads
-		// the static columns again.
+	}
+	r.logger.Info().Dur("recent_interval", r.cfg.RecentInterval).Dur("reconcile_every", r.cfg.ReconcileEvery).Msg("reading recent commits through the index on updated_at; full scans reconcile")
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return r.loop(gctx, queues, r.cfg.ReconcileEvery, func(ctx context.Context, found func(pending)) error {
+			return r.fullScan(ctx, found)
+		})
+	})
+	g.Go(func() error {
+		since := time.Now().Add(-r.cfg.RecentLookback)
+		return r.loop(gctx, queues, r.cfg.RecentInterval, func(ctx context.Context, found func(pending)) error {
+			start := time.Now()
+			if err := r.scanRecent(ctx, since.Add(-r.cfg.RecentLookback), found); err != nil {
+				return err
+			}
+			since = start
+			r.m.recentScans.Inc()
+			r.m.recentDur.Observe(time.Since(start).Seconds())
+			return nil
+		})
+	})
+	return g.Wait()
+}
+
+// loop runs one kind of scan until ctx ends, pausing between scans; each
+// scan's aggregates are all handled before the next scan starts.
+func (r *Relay) loop(ctx context.Context, queues []chan pending, pause time.Duration, scan func(context.Context, func(pending)) error) error {
+	var inflight sync.WaitGroup
+	for {
+		err := scan(ctx, func(p pending) {
+			inflight.Add(1)
+			p.done = inflight.Done
+			queues[r.worker(p.id)] <- p
+		})
 		inflight.Wait()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -239,16 +298,60 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("scanning event_store: %w", err)
 		}
-		r.m.lag.Set(float64(backlog))
-		r.m.lagSeconds.Set(time.Duration(r.maxLag.Swap(0)).Seconds())
-		r.m.scans.Inc()
-		r.m.scanDur.Observe(time.Since(start).Seconds())
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(r.cfg.ScanInterval):
+		case <-time.After(pause):
 		}
 	}
+}
+
+// fullScan scans every partition's static columns and records the backlog.
+func (r *Relay) fullScan(ctx context.Context, found func(pending)) error {
+	start := time.Now()
+	backlog, err := r.scan(ctx, found)
+	if err != nil {
+		return err
+	}
+	r.m.lag.Set(float64(backlog))
+	r.m.lagSeconds.Set(time.Duration(r.maxLag.Swap(0)).Seconds())
+	r.m.scans.Inc()
+	r.m.scanDur.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// hasRecentIndex reports whether event_store.updated_at is indexed (the
+// SAI index of schema v0003 on Apache Cassandra), by asking for it.
+func (r *Relay) hasRecentIndex(ctx context.Context) bool {
+	err := r.session.Query(`SELECT DISTINCT aggregate_id FROM event_store WHERE updated_at > ? LIMIT 1`, time.Now()).
+		WithContext(ctx).Idempotent(true).Exec()
+	if err != nil {
+		r.logger.Debug().Err(err).Msg("the recent-commits query is not available")
+	}
+	return err == nil
+}
+
+// scanRecent hands to found the aggregates committed since the given time
+// (by their static updated_at, through its index) with unpublished events.
+func (r *Relay) scanRecent(ctx context.Context, since time.Time, found func(pending)) error {
+	parked := r.parked.Load()
+	iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE updated_at > ?`, since).
+		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
+	var (
+		p         pending
+		published *int64
+	)
+	for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
+		p.published = 0
+		if published != nil {
+			p.published = *published
+		}
+		if p.current > p.published && (parked == nil || !(*parked)[p.id]) && !r.isHeld(p.id) {
+			found(p)
+		}
+		published = nil
+	}
+	return iter.Close()
 }
 
 // Notify tells the relay that an aggregate has new events (a source such as
@@ -256,9 +359,14 @@ func (r *Relay) Run(ctx context.Context) error {
 // waiting for the next scan. It blocks while the aggregate's worker is busy.
 func (r *Relay) Notify(ctx context.Context, id gocql.UUID) error {
 	select {
-	case <-r.ready:
+	case <-r.started:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	r.queuesMu.RLock()
+	defer r.queuesMu.RUnlock()
+	if r.queues == nil {
+		return errors.New("relay: not running")
 	}
 	select {
 	case r.queues[r.worker(id)] <- pending{id: id}:
@@ -273,7 +381,7 @@ func (r *Relay) Notify(ctx context.Context, id gocql.UUID) error {
 func (r *Relay) worker(id gocql.UUID) int {
 	h := fnv.New32a()
 	_, _ = h.Write(id[:])
-	return int(h.Sum32() % uint32(len(r.queues)))
+	return int(h.Sum32() % uint32(r.cfg.Workers))
 }
 
 // refresh reads an aggregate's static columns: the scan's copy may be
@@ -308,7 +416,7 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 		backlog atomic.Int64
 		ranges  = make(chan [2]int64, r.cfg.ScanRanges)
 	)
-	for _, rg := range tokenRanges(r.cfg.ScanRanges) {
+	for _, rg := range cql.TokenRanges(r.cfg.ScanRanges) {
 		ranges <- rg
 	}
 	close(ranges)
@@ -352,26 +460,6 @@ func (r *Relay) scanRange(ctx context.Context, rg [2]int64, parked map[gocql.UUI
 		published = nil
 	}
 	return backlog, iter.Close()
-}
-
-// tokenRanges splits the Murmur3 ring into n contiguous inclusive ranges.
-func tokenRanges(n int) [][2]int64 {
-	const minToken, maxToken = -1 << 63, 1<<63 - 1
-	step := uint64(maxToken)/uint64(n)*2 + 1
-	out := make([][2]int64, 0, n)
-	start := int64(minToken)
-	for i := range n {
-		end := int64(uint64(start) + step - 1)
-		if i == n-1 || end < start {
-			end = maxToken
-		}
-		out = append(out, [2]int64{start, end})
-		if end == maxToken {
-			break
-		}
-		start = end + 1
-	}
-	return out
 }
 
 // publishAggregate publishes the events after p.published in order, with
@@ -427,6 +515,9 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 		var msg *sarama.ProducerMessage
 		if err == nil {
 			msg, err = Message(up)
+		}
+		if err == nil {
+			msg.Topic = TopicOf(r.cfg.TopicPrefix, up.AggregateType)
 		}
 		if err != nil {
 			// Publish what precedes the poison event, then park behind it.
@@ -550,13 +641,14 @@ func ProducerConfig(sc *sarama.Config) {
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
 }
 
-// EnsureTopics creates the topics of every aggregate type when missing.
-func EnsureTopics(admin sarama.ClusterAdmin, partitions int32, replication int16) error {
+// EnsureTopics creates the topics of every aggregate type under prefix when
+// missing.
+func EnsureTopics(admin sarama.ClusterAdmin, prefix string, partitions int32, replication int16) error {
 	existing, err := admin.ListTopics()
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
-	for _, t := range []string{Topic("order"), Topic("customer")} {
+	for _, t := range []string{TopicOf(prefix, "order"), TopicOf(prefix, "customer")} {
 		if _, ok := existing[t]; ok {
 			continue
 		}

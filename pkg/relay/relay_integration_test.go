@@ -67,8 +67,15 @@ func newFixture(ctx context.Context, t *testing.T, mutate ...func(*relay.Config)
 	t.Cleanup(func() { _ = client.Close() })
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err)
-	require.NoError(t, relay.EnsureTopics(admin, 3, 1))
-	consumed := startConsumer(ctx, t, kc)
+	// Private topics: records of this test's keyspace never reach the
+	// default topics that a local stack's projectors read.
+	prefix := stacktest.UniqueName("relayit")
+	require.NoError(t, relay.EnsureTopics(admin, prefix, 3, 1))
+	t.Cleanup(func() {
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+	})
+	consumed := startConsumer(ctx, t, kc, prefix)
 
 	psc, err := kc.Sarama("relay-it-producer")
 	require.NoError(t, err)
@@ -77,6 +84,7 @@ func newFixture(ctx context.Context, t *testing.T, mutate ...func(*relay.Config)
 	t.Cleanup(func() { _ = producer.Close() })
 	reg := prometheus.NewRegistry()
 	cfg := relay.DefaultConfig()
+	cfg.TopicPrefix = prefix
 	for _, m := range mutate {
 		m(&cfg)
 	}
@@ -236,7 +244,9 @@ func TestPoisonEventIsDeadLetteredAndParksItsAggregate(t *testing.T) {
 func TestNotifyPublishesWithoutWaitingForAScan(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := newFixture(ctx, t, func(c *relay.Config) { c.ScanInterval = time.Hour })
+	f := newFixture(ctx, t, func(c *relay.Config) {
+		c.ScanInterval, c.RecentInterval, c.ReconcileEvery = time.Hour, time.Hour, time.Hour
+	})
 	// Commit only after the first scan, which runs at start, has finished.
 	require.Eventually(t, func() bool {
 		families, _ := f.reg.Gather()
@@ -288,7 +298,7 @@ func (c *consumer) countFor(want map[string]int64) int64 {
 	return n
 }
 
-func startConsumer(ctx context.Context, t *testing.T, kc kafka.Config) *consumer {
+func startConsumer(ctx context.Context, t *testing.T, kc kafka.Config, prefix string) *consumer {
 	t.Helper()
 	sc, err := kc.Sarama("relay-it-consumer")
 	require.NoError(t, err)
@@ -300,7 +310,7 @@ func startConsumer(ctx context.Context, t *testing.T, kc kafka.Config) *consumer
 	h := &handler{c: c, ready: ready}
 	go func() {
 		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{relay.Topic("order")}, h); err != nil {
+			if err := group.Consume(ctx, []string{relay.TopicOf(prefix, "order")}, h); err != nil {
 				return
 			}
 		}
@@ -342,4 +352,29 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		sess.MarkMessage(msg, "")
 	}
 	return nil
+}
+
+// With full scans an hour apart, a commit is still published at once: the
+// relay reads recent commits through the index on updated_at (Apache
+// Cassandra; schema v0003).
+func TestRecentCommitsPublishedBetweenFullScans(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t, func(c *relay.Config) { c.ScanInterval, c.ReconcileEvery = time.Hour, time.Hour })
+	id := gocql.UUID(uuid.New())
+	meta := eventstore.Metadata{CommandID: uuid.NewString(), Now: time.Now()}
+	_, err := f.orders.Handle(ctx, id, order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{newItem()}}, meta)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return f.consumed.countFor(map[string]int64{id.String(): 1}) == 1 }, 5*time.Second, 10*time.Millisecond)
+	families, err := f.reg.Gather()
+	require.NoError(t, err)
+	counts := map[string]float64{}
+	for _, fam := range families {
+		if n := fam.GetName(); n == "orderstream_relay_scans_total" || n == "orderstream_relay_recent_scans_total" {
+			counts[n] = fam.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, 1.0, counts["orderstream_relay_scans_total"], "only the full scan at start")
+	require.Positive(t, counts["orderstream_relay_recent_scans_total"])
+	f.stop()
 }

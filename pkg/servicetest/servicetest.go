@@ -29,14 +29,22 @@ import (
 
 // Spec describes what the binary needs.
 type Spec struct {
-	Kafka bool // the service talks to the broker too
+	Kafka bool     // the service talks to the broker too
+	Env   []string // more environment, e.g. a topic prefix of the test's own
 }
 
 // Build compiles the main package in the test's working directory.
 func Build(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "service")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	return BuildDir(t, ".")
+}
+
+// BuildDir compiles the main package in dir (relative to the test's
+// working directory; another service of the workspace, say).
+func BuildDir(t testing.TB, dir string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(filepath.Clean(dir))+"-service")
+	cmd := exec.Command("go", "build", "-o", bin, dir)
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	return bin
@@ -146,7 +154,7 @@ func Env(t testing.TB, spec Spec, adminAddr string) []string {
 		k := stacktest.RequireKafka(t)
 		env = append(env, "ORDERSTREAM_KAFKA_BROKERS="+strings.Join(k.Brokers, ","))
 	}
-	return env
+	return append(env, spec.Env...)
 }
 
 // Contract runs the contract every service binary meets.

@@ -85,7 +85,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	if err := relay.EnsureTopics(admin, cfg.Topics.Partitions, cfg.Topics.Replication); err != nil {
+	if err := relay.EnsureTopics(admin, cfg.Relay.TopicPrefix, cfg.Topics.Partitions, cfg.Topics.Replication); err != nil {
 		return nil, err
 	}
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), d.Registry, eventstore.WithTracerProvider(d.Tracer))

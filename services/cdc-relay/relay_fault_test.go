@@ -54,15 +54,17 @@ func TestFaultKafkaDownForThirtySeconds(t *testing.T) {
 	require.NoError(t, err)
 
 	bin := servicetest.Build(t)
+	prefix := privateTopics(t)
 	addr := servicetest.FreeAddr(t)
 	p := servicetest.Start(t, bin, []string{
 		"ORDERSTREAM_ADMIN_ADDR=" + addr,
 		"ORDERSTREAM_CQL_HOSTS=" + strings.Join(c.Hosts, ","),
 		"ORDERSTREAM_CQL_KEYSPACE=" + keyspace,
 		"ORDERSTREAM_KAFKA_BROKERS=" + strings.Join(kc.Brokers, ","),
+		"ORDERSTREAM_RELAY_TOPIC_PREFIX=" + prefix,
 	})
 	servicetest.WaitHTTP(t, p, "http://"+addr+"/readyz", http.StatusOK, 60*time.Second)
-	cons := consumeFromNow(ctx, t)
+	cons := consumeFromNow(ctx, t, prefix)
 
 	stack := func(args ...string) {
 		cmd := exec.CommandContext(ctx, filepath.Join(stacktest.RepoRoot(t), "scripts", "stack.sh"), args...)

@@ -61,6 +61,7 @@ func TestNothingLostAcrossKillsAndTakeover(t *testing.T) {
 	require.NoError(t, err)
 
 	bin := servicetest.Build(t)
+	prefix := privateTopics(t)
 	env := func(addr string) []string {
 		return []string{
 			"ORDERSTREAM_ADMIN_ADDR=" + addr,
@@ -68,6 +69,7 @@ func TestNothingLostAcrossKillsAndTakeover(t *testing.T) {
 			"ORDERSTREAM_CQL_KEYSPACE=" + keyspace,
 			"ORDERSTREAM_KAFKA_BROKERS=" + strings.Join(kc.Brokers, ","),
 			"ORDERSTREAM_LEASE_TTL=3s", "ORDERSTREAM_LEASE_RENEW_EVERY=500ms",
+			"ORDERSTREAM_RELAY_TOPIC_PREFIX=" + prefix,
 			"ORDERSTREAM_SUPERVISE_SHUTDOWN_TIMEOUT=5s",
 		}
 	}
@@ -83,7 +85,7 @@ func TestNothingLostAcrossKillsAndTakeover(t *testing.T) {
 	}
 
 	first := startReplica() // creates the topics
-	cons := consumeFromNow(ctx, t)
+	cons := consumeFromNow(ctx, t, prefix)
 
 	// The load: 1,000 orders × 4 commands and 1,000 customers × 16.
 	eur, _ := value.NewCurrency("EUR")
@@ -199,7 +201,30 @@ type consumer struct {
 	n     int
 }
 
-func consumeFromNow(ctx context.Context, t *testing.T) *consumer {
+// privateTopics names a topic prefix of the test's own (the relay creates
+// the topics) and deletes its topics when the test ends, so that the
+// default topics a local stack's projectors read stay clean.
+func privateTopics(t *testing.T) string {
+	t.Helper()
+	prefix := stacktest.UniqueName("relayfault")
+	t.Cleanup(func() {
+		k := stacktest.KafkaConfig()
+		sc, err := k.Sarama("relay-test-admin")
+		if err != nil {
+			return
+		}
+		admin, err := sarama.NewClusterAdmin(k.Brokers, sc)
+		if err != nil {
+			return
+		}
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = admin.Close()
+	})
+	return prefix
+}
+
+func consumeFromNow(ctx context.Context, t *testing.T, prefix string) *consumer {
 	t.Helper()
 	k := stacktest.KafkaConfig()
 	sc, err := k.Sarama("relay-fault-consumer")
@@ -210,7 +235,7 @@ func consumeFromNow(ctx context.Context, t *testing.T) *consumer {
 	c, err := sarama.NewConsumerFromClient(client)
 	require.NoError(t, err)
 	cons := &consumer{byKey: map[string][]int64{}}
-	for _, topic := range []string{relay.Topic("order"), relay.Topic("customer")} {
+	for _, topic := range []string{relay.TopicOf(prefix, "order"), relay.TopicOf(prefix, "customer")} {
 		parts, err := client.Partitions(topic)
 		require.NoError(t, err)
 		for _, p := range parts {

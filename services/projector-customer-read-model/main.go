@@ -1,36 +1,18 @@
-// Command projector-customer-read-model projects customer events into customer_read_model.
+// Command projector-customer-read-model projects customer events into customer_read_model
+// (pkg/readmodel), with the machinery every projector shares
+// (pkg/projector): a consumer group of its own, idempotent by sequence,
+// gaps filled from event_store, failures dead-lettered and parked, and
+// rebuilds from event_store (--rebuild or POST /rebuild on the admin port).
 package main
 
 import (
-	"context"
 	"os"
 
+	"github.com/orderstream/orderstream/pkg/projector"
+	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/service"
-	"github.com/orderstream/orderstream/pkg/supervise"
 )
 
-// Config is the configuration of projector-customer-read-model.
-type Config struct {
-	service.StreamConfig `mapstructure:",squash"`
-}
-
-func defaultConfig() *Config {
-	return &Config{StreamConfig: service.DefaultStreamConfig(":9088")}
-}
-
 func main() {
-	os.Exit(service.Main("projector-customer-read-model", os.Args[1:], defaultConfig(), wire))
-}
-
-// wire builds the service's dependencies and returns its workers. The
-// workers arrive with issue 6; until then the process connects, reports
-// health and stops cleanly.
-func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker, error) {
-	if _, err := d.ConnectCQL(ctx, cfg.CQL); err != nil {
-		return nil, err
-	}
-	if _, err := d.ConnectKafka(ctx, cfg.Kafka); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	os.Exit(service.Main("projector-customer-read-model", os.Args[1:], projector.DefaultServiceConfig(":9088"), projector.Wire(readmodel.CustomerReadModel())))
 }

@@ -36,7 +36,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,9 +111,11 @@ func run() error {
 	}
 	kc := kafka.DefaultConfig()
 	kc.Brokers = strings.Split(*brokers, ",")
-	if err := ensureTopics(ctx, kc); err != nil {
+	cleanup, err := ensureTopics(ctx, kc)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	b := &bench{session: session, store: store, kc: kc}
 
 	perOrder := *backlog / *aggregates
@@ -176,21 +177,42 @@ func run() error {
 	return nil
 }
 
-func ensureTopics(ctx context.Context, kc kafka.Config) error {
+// prefix names the bench's own topics, deleted at the end, so that its
+// records never reach the default topics a local stack's projectors read.
+var prefix = fmt.Sprintf("relaybench%d", time.Now().UnixNano())
+
+func ensureTopics(ctx context.Context, kc kafka.Config) (func(), error) {
 	sc, err := kc.Sarama("relaybench-admin")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client, err := kafka.Connect(ctx, kc, sc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() { _ = client.Close() }()
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
-		return err
+		_ = client.Close()
+		return nil, err
 	}
-	return relay.EnsureTopics(admin, 12, 1)
+	if err := relay.EnsureTopics(admin, prefix, 12, 1); err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return func() {
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = client.Close()
+	}, nil
+}
+
+// message is the relay's record of e, on the bench's topic.
+func message(e eventstore.Event) (*sarama.ProducerMessage, error) {
+	msg, err := relay.Message(e)
+	if err == nil {
+		msg.Topic = relay.TopicOf(prefix, e.AggregateType)
+	}
+	return msg, err
 }
 
 // fill commits perOrder events to each of the bench's orders, 64 commits
@@ -260,7 +282,7 @@ func (b *bench) records(ctx context.Context) ([][]*sarama.ProducerMessage, error
 		g.Go(func() error {
 			for i := int(next.Add(1) - 1); i < len(b.ids); i = int(next.Add(1) - 1) {
 				err := b.store.Events(ctx, b.ids[i], 0, b.version[i], func(e eventstore.Event) error {
-					msg, err := relay.Message(e)
+					msg, err := message(e)
 					out[i] = append(out[i], msg)
 					return err
 				})
@@ -298,7 +320,7 @@ func (b *bench) readAndSend(ctx context.Context, senders int) (result, error) {
 	res, err := send(b.kc, len(b.ids), senders, func(ctx context.Context, i int) ([]*sarama.ProducerMessage, error) {
 		var out []*sarama.ProducerMessage
 		err := b.store.Events(ctx, b.ids[i], 0, b.version[i], func(e eventstore.Event) error {
-			msg, err := relay.Message(e)
+			msg, err := message(e)
 			out = append(out, msg)
 			return err
 		})
@@ -432,7 +454,7 @@ func (b *bench) startRelay(ctx context.Context, target int64) (*timedProducer, *
 	}
 	tp := &timedProducer{Producer: p, target: target, done: make(chan struct{})}
 	cfg := relay.DefaultConfig()
-	cfg.Workers, cfg.MaxInFlight = *workers, *inFlight
+	cfg.Workers, cfg.MaxInFlight, cfg.TopicPrefix = *workers, *inFlight, prefix
 	reg := prometheus.NewRegistry()
 	r, err := relay.New(cfg, b.session, b.store, tp, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), reg)
 	if err != nil {
@@ -480,11 +502,11 @@ func (b *bench) drain(ctx context.Context, events int) (result, error) {
 // goroutine produces the record itself (and records published_sequence so
 // that the relay does not publish it again later); otherwise a relay runs.
 func (b *bench) latency(ctx context.Context, name string, direct bool) (result, error) {
-	c, err := startConsumer(ctx, b.kc)
+	c, err := benchkit.StartArrivals(b.kc, relay.TopicOf(prefix, "order"))
 	if err != nil {
 		return result{}, err
 	}
-	defer c.close()
+	defer c.Close()
 
 	var producer sarama.SyncProducer
 	var stopRelay func() error
@@ -530,10 +552,10 @@ func (b *bench) latency(ctx context.Context, name string, direct bool) (result, 
 					return err
 				}
 				b.version[i] = v
-				c.expect(b.ids[i], v, time.Now())
+				c.Expect(b.ids[i].String(), v, time.Now())
 				if direct {
 					e.AggregateID, e.Sequence = b.ids[i], v
-					msg, err := relay.Message(e)
+					msg, err := message(e)
 					if err == nil {
 						_, _, err = producer.SendMessage(msg)
 					}
@@ -549,137 +571,14 @@ func (b *bench) latency(ctx context.Context, name string, direct bool) (result, 
 		})
 	}
 	err = g.Wait()
-	lat, missing := c.wait(30 * time.Second)
+	lat, missing := c.Wait(30 * time.Second)
 	if stopRelay != nil {
 		err = errors.Join(err, stopRelay())
-		if scan := histogramMean(reg, "orderstream_relay_scan_duration_seconds"); scan > 0 {
+		if scan := benchkit.HistogramMean(reg, "orderstream_relay_scan_duration_seconds"); scan > 0 {
 			fmt.Fprintf(os.Stderr, "relay: mean scan of %d orders took %s\n", len(b.ids), benchkit.Ms(scan))
 		}
 	}
 	return result{name: name, events: len(lat), elapsed: *duration, lat: lat, missing: missing}, err
-}
-
-func histogramMean(reg *prometheus.Registry, name string) time.Duration {
-	mfs, err := reg.Gather()
-	if err != nil {
-		return 0
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
-			continue
-		}
-		h := mf.GetMetric()[0].GetHistogram()
-		if h.GetSampleCount() == 0 {
-			return 0
-		}
-		return time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
-	}
-	return 0
-}
-
-// consumer reads every partition of the orders topic from its end and
-// matches arriving records with the commits the bench expects.
-type consumer struct {
-	c       sarama.Consumer
-	mu      sync.Mutex
-	expects map[string]time.Time // "aggregate id/sequence" → commit returned
-	lat     []time.Duration
-	early   map[string]time.Time // records that arrived before their commit was noted
-	pcs     []sarama.PartitionConsumer
-	wg      sync.WaitGroup
-}
-
-func startConsumer(ctx context.Context, kc kafka.Config) (*consumer, error) {
-	sc, err := kc.Sarama("relaybench-consumer")
-	if err != nil {
-		return nil, err
-	}
-	sc.Consumer.Fetch.Default = 1 << 20
-	sc.Consumer.MaxWaitTime = 10 * time.Millisecond
-	c, err := sarama.NewConsumer(kc.Brokers, sc)
-	if err != nil {
-		return nil, err
-	}
-	parts, err := c.Partitions(relay.Topic("order"))
-	if err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	out := &consumer{c: c, expects: map[string]time.Time{}, early: map[string]time.Time{}}
-	for _, part := range parts {
-		pc, err := c.ConsumePartition(relay.Topic("order"), part, sarama.OffsetNewest)
-		if err != nil {
-			out.close()
-			return nil, err
-		}
-		out.pcs = append(out.pcs, pc)
-		out.wg.Go(func() {
-			for msg := range pc.Messages() {
-				now := time.Now()
-				var seq string
-				for _, h := range msg.Headers {
-					if string(h.Key) == relay.HeaderSequence {
-						seq = string(h.Value)
-					}
-				}
-				out.arrived(string(msg.Key)+"/"+seq, now)
-			}
-		})
-	}
-	return out, nil
-}
-
-func (c *consumer) arrived(key string, at time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if committed, ok := c.expects[key]; ok {
-		c.lat = append(c.lat, at.Sub(committed))
-		delete(c.expects, key)
-		return
-	}
-	c.early[key] = at
-}
-
-func (c *consumer) expect(id gocql.UUID, seq int64, committed time.Time) {
-	key := id.String() + "/" + strconv.FormatInt(seq, 10)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if at, ok := c.early[key]; ok {
-		// The record arrived before the committer noted the time: the
-		// latency is at most the time it took to note it; count zero.
-		c.lat = append(c.lat, max(0, at.Sub(committed)))
-		delete(c.early, key)
-		return
-	}
-	c.expects[key] = committed
-}
-
-// wait gives the last records up to timeout to arrive and returns the
-// sorted latencies and how many commits never arrived.
-func (c *consumer) wait(timeout time.Duration) ([]time.Duration, int) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		n := len(c.expects)
-		c.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	lat := slices.Clone(c.lat)
-	slices.Sort(lat)
-	return lat, len(c.expects)
-}
-
-func (c *consumer) close() {
-	for _, pc := range c.pcs {
-		pc.AsyncClose()
-	}
-	c.wg.Wait()
-	_ = c.c.Close()
 }
 
 func printResults(throughput, latency []result) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/orderstream/orderstream/pkg/cql"
@@ -94,4 +95,24 @@ func Check(what string, got, limit float64, atMost bool) {
 		verdict = "MISSED"
 	}
 	fmt.Printf("%-66s %.2f (target %s %.2f) %s\n", what, got, cmp, limit, verdict)
+}
+
+// HistogramMean is the mean of the first histogram called name in reg;
+// zero when there is none or it is empty.
+func HistogramMean(reg *prometheus.Registry, name string) time.Duration {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() == 0 {
+			return 0
+		}
+		return time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
+	}
+	return 0
 }

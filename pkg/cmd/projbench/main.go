@@ -1,0 +1,568 @@
+// Command projbench measures the projectors (`make bench`), side by side
+// with bare baselines in the same run, and prints tables with the ratios.
+//
+// Throughput: a backlog of events (from the load generator, on private
+// topics) is applied by each projector from a new consumer group, until
+// every event is applied. The baseline for each is bare: the same view's
+// Fold and Write with the checkpoint, one logged batch per event as the
+// projector writes them, from as many goroutines as the topic has
+// partitions, with no consumer, no checkpoint read and no gap check.
+//
+// Latency: with the relay (scan source) and the four projectors running on
+// -aggregates aggregates, new orders are committed at -rate per second; for
+// each, the time from the commit's return to (a) its record's arrival at a
+// consumer of the topic and (b) the order_read_model row being written (the
+// projector's batch acknowledged: from then on a read sees it). (a) is
+// where the time goes before the projector; (b) − (a) is the projector's.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orderstream/orderstream/pkg/cmd/internal/benchkit"
+	"github.com/orderstream/orderstream/pkg/cql"
+	"github.com/orderstream/orderstream/pkg/domain/order"
+	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/loadgen"
+	"github.com/orderstream/orderstream/pkg/projector"
+	"github.com/orderstream/orderstream/pkg/readmodel"
+	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/repository"
+)
+
+var (
+	hosts      = flag.String("hosts", "127.0.0.1", "CQL hosts")
+	brokers    = flag.String("brokers", "127.0.0.1:9092", "Kafka brokers")
+	keyspace   = flag.String("keyspace", "orderstream_bench_proj", "keyspace (dropped, created and migrated)")
+	commands   = flag.Int("commands", 20_000, "commands in the backlog")
+	aggregates = flag.Int("aggregates", 10_000, "aggregates the backlog's commands go to")
+	partitions = flag.Int("partitions", 12, "partitions of the bench's topics")
+	rate       = flag.Int("rate", 100, "new orders per second in the latency phase")
+	duration   = flag.Duration("duration", 15*time.Second, "length of the latency phase")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "projbench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	session   *gocql.Session
+	store     *eventstore.Store
+	orders    *repository.Orders
+	customers *repository.Customers
+	kc        kafka.Config
+	prefix    string
+}
+
+func run() error {
+	ctx := context.Background()
+	cfg := cql.DefaultConfig()
+	cfg.Hosts = strings.Split(*hosts, ",")
+	cfg.Keyspace = *keyspace
+	cfg.NumConns = 4
+	if err := benchkit.PrepareKeyspace(ctx, cfg, true); err != nil {
+		return err
+	}
+	session, err := cql.Connect(ctx, cfg, cfg.Keyspace, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer session.Close()
+	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	if err != nil {
+		return err
+	}
+	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
+	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
+	if err != nil {
+		return err
+	}
+	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
+	if err != nil {
+		return err
+	}
+	kc := kafka.DefaultConfig()
+	kc.Brokers = strings.Split(*brokers, ",")
+	b := &bench{session: session, store: store, orders: orders, customers: customers, kc: kc, prefix: fmt.Sprintf("bench%d", time.Now().UnixNano())}
+	cleanup, err := b.topics(ctx)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	fmt.Fprintf(os.Stderr, "backlog: %d commands on %d aggregates\n", *commands, *aggregates)
+	if _, err := loadgen.Run(ctx, loadgen.Config{Commands: *commands, Aggregates: *aggregates, Workers: 32, Seed: 1}, orders, customers); err != nil {
+		return err
+	}
+	counts, err := b.countEvents(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "publishing %d order and %d customer events\n", counts["order"], counts["customer"])
+	stopRelay, err := b.startRelay(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.waitPublished(ctx); err != nil {
+		return err
+	}
+	stopRelay()
+
+	var rows []row
+	for _, v := range []struct {
+		name string
+		run  func() (row, error)
+	}{
+		{"order-read-model", func() (row, error) { return throughput(ctx, b, readmodel.OrderReadModel(), counts["order"]) }},
+		{"orders-by-customer", func() (row, error) { return throughput(ctx, b, readmodel.OrdersByCustomer(), counts["order"]) }},
+		{"orders-by-status", func() (row, error) { return throughput(ctx, b, readmodel.OrdersByStatus(), counts["order"]) }},
+		{"customer-read-model", func() (row, error) { return throughput(ctx, b, readmodel.CustomerReadModel(), counts["customer"]) }},
+	} {
+		fmt.Fprintf(os.Stderr, "throughput: %s\n", v.name)
+		r, err := v.run()
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+
+	fmt.Fprintf(os.Stderr, "latency: %d new orders/s for %s with the relay's scan source over %d aggregates\n", *rate, *duration, *aggregates)
+	lat, err := b.latency(ctx, counts["order"])
+	if err != nil {
+		return err
+	}
+	print(rows, lat)
+	return nil
+}
+
+func (b *bench) topics(ctx context.Context) (func(), error) {
+	sc, err := b.kc.Sarama("projbench-admin")
+	if err != nil {
+		return nil, err
+	}
+	client, err := kafka.Connect(ctx, b.kc, sc)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	if err := relay.EnsureTopics(admin, b.prefix, int32(*partitions), 1); err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	return func() {
+		_ = admin.DeleteTopic(relay.TopicOf(b.prefix, "order"))
+		_ = admin.DeleteTopic(relay.TopicOf(b.prefix, "customer"))
+		_ = client.Close()
+	}, nil
+}
+
+func (b *bench) countEvents(ctx context.Context) (map[string]int64, error) {
+	iter := b.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
+	out := map[string]int64{}
+	var (
+		id  gocql.UUID
+		typ string
+		cur int64
+	)
+	for iter.Scan(&id, &typ, &cur) {
+		out[typ] += cur
+	}
+	return out, iter.Close()
+}
+
+func (b *bench) startRelay(ctx context.Context) (func(), error) {
+	return b.startRelayWith(ctx, prometheus.NewRegistry())
+}
+
+func (b *bench) waitPublished(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		iter := b.session.Query(`SELECT DISTINCT aggregate_id, current_sequence, published_sequence FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
+		var (
+			id       gocql.UUID
+			cur      int64
+			pub      *int64
+			unpubbed int64
+		)
+		for iter.Scan(&id, &cur, &pub) {
+			if pub == nil {
+				unpubbed += cur
+			} else {
+				unpubbed += cur - *pub
+			}
+			pub = nil
+		}
+		if err := iter.Close(); err != nil {
+			return err
+		}
+		if unpubbed == 0 {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return errors.New("the relay did not publish the backlog in 10 minutes")
+}
+
+type row struct {
+	name          string
+	events        int64
+	elapsed, bare time.Duration
+}
+
+// throughput applies the backlog with a projector from a new consumer
+// group, then the same events bare.
+func throughput[S any](ctx context.Context, b *bench, view projector.View[S], events int64) (row, error) {
+	cfg := projector.DefaultConfig()
+	cfg.Group = fmt.Sprintf("projbench-%s-%d", view.Name, time.Now().UnixNano())
+	cfg.TopicPrefix = b.prefix
+	for _, t := range view.Tables {
+		if err := b.session.Query(`TRUNCATE ` + t).WithContext(ctx).Exec(); err != nil {
+			return row{}, err
+		}
+	}
+	if err := b.session.Query(`DELETE FROM projection_rebuilds WHERE projection_name = ?`, view.Name).WithContext(ctx).Exec(); err != nil {
+		return row{}, err
+	}
+	p, err := projector.New(cfg, view, b.session, b.store, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
+	if err != nil {
+		return row{}, err
+	}
+	// The checkpoints of an earlier run would make it skip everything:
+	// start from none (a rebuild would also replay, but through another
+	// path).
+	if err := clearCheckpoints(ctx, b.session, view.Name); err != nil {
+		return row{}, err
+	}
+	sc, err := b.kc.Sarama("projbench-" + view.Name)
+	if err != nil {
+		return row{}, err
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- p.Run(cctx, b.kc.Brokers, sc) }()
+	applied := p.Metrics().Applied
+	for testutil.ToFloat64(applied) < float64(events) {
+		select {
+		case err := <-done:
+			cancel()
+			return row{}, fmt.Errorf("%s stopped: %w", view.Name, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Since(start) > 10*time.Minute {
+			cancel()
+			return row{}, fmt.Errorf("%s applied %.0f of %d events in 10 minutes", view.Name, testutil.ToFloat64(applied), events)
+		}
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		return row{}, err
+	}
+
+	bare, err := bareApply(ctx, b, view)
+	if err != nil {
+		return row{}, err
+	}
+	return row{name: view.Name, events: events, elapsed: elapsed, bare: bare}, nil
+}
+
+func clearCheckpoints(ctx context.Context, session *gocql.Session, name string) error {
+	iter := session.Query(`SELECT projection_name, aggregate_id FROM projection_checkpoints`).WithContext(ctx).PageSize(5000).Iter()
+	var (
+		n   string
+		id  gocql.UUID
+		ids []gocql.UUID
+	)
+	for iter.Scan(&n, &id) {
+		if n == name {
+			ids = append(ids, id)
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := session.Query(`DELETE FROM projection_checkpoints WHERE projection_name = ? AND aggregate_id = ?`, name, id).WithContext(ctx).Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bareApply writes what the projector writes, without the projector: per
+// event, the view's rows and the checkpoint in one logged batch. The
+// events are read and folded before the clock starts.
+func bareApply[S any](ctx context.Context, b *bench, view projector.View[S]) (time.Duration, error) {
+	type step struct {
+		id      gocql.UUID
+		old, s  S
+		existed bool
+		seq     int64
+		state   []byte
+	}
+	var work [][]step
+	iter := b.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
+	var (
+		id  gocql.UUID
+		typ string
+		ids []gocql.UUID
+	)
+	for iter.Scan(&id, &typ) {
+		if typ == view.AggregateType {
+			ids = append(ids, id)
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return 0, err
+	}
+	up := eventcodec.NewUpcasters()
+	for _, id := range ids {
+		var (
+			steps   []step
+			s       S
+			existed bool
+		)
+		err := b.store.Events(ctx, id, 0, 0, func(e eventstore.Event) error {
+			e, err := up.Upcast(e)
+			if err != nil {
+				return err
+			}
+			next, err := view.Fold(s, e)
+			if err != nil {
+				return err
+			}
+			state, err := json.Marshal(next)
+			if err != nil {
+				return err
+			}
+			st := step{id: id, old: s, s: next, existed: existed, seq: e.Sequence, state: state}
+			steps = append(steps, st)
+			s, existed = next, true
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		work = append(work, steps)
+	}
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	for range *partitions {
+		g.Go(func() error {
+			for i := int(next.Add(1) - 1); i < len(work); i = int(next.Add(1) - 1) {
+				for _, st := range work[i] {
+					batch := b.session.Batch(gocql.LoggedBatch).WithContext(gctx)
+					if err := view.Write(batch, st.id, st.old, st.existed, st.s, st.seq); err != nil {
+						return err
+					}
+					batch.Query(`UPDATE projection_checkpoints SET sequence = ?, state = ?, updated_at = ? WHERE projection_name = ? AND aggregate_id = ?`,
+						st.seq, string(st.state), time.Now().UTC(), view.Name+"-bare", st.id)
+					if err := b.session.ExecuteBatch(batch); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return time.Since(start), err
+}
+
+type latencies struct {
+	record, visible []time.Duration
+	missing         int
+	scan            time.Duration
+}
+
+// latency commits new orders at the configured rate with the relay and the
+// order_read_model projector running, and measures commit → record and
+// commit → row written.
+func (b *bench) latency(ctx context.Context, backlog int64) (latencies, error) {
+	arrivals, err := benchkit.StartArrivals(b.kc, relay.TopicOf(b.prefix, "order"))
+	if err != nil {
+		return latencies{}, err
+	}
+	defer arrivals.Close()
+
+	cfg := projector.DefaultConfig()
+	cfg.Group = fmt.Sprintf("projbench-latency-%d", time.Now().UnixNano())
+	cfg.TopicPrefix = b.prefix
+	p, err := projector.New(cfg, readmodel.OrderReadModel(), b.session, b.store, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
+	if err != nil {
+		return latencies{}, err
+	}
+	var (
+		mu        sync.Mutex
+		committed = map[gocql.UUID]time.Time{}
+		visible   []time.Duration
+	)
+	p.OnApplied(func(id gocql.UUID, _ int64) {
+		now := time.Now()
+		mu.Lock()
+		if t, ok := committed[id]; ok {
+			visible = append(visible, now.Sub(t))
+			if os.Getenv("PROJBENCH_TRACE") != "" && now.Sub(t) > 200*time.Millisecond {
+				fmt.Fprintf(os.Stderr, "slow: committed %s visible after %s\n", t.Format("15:04:05.000"), now.Sub(t))
+			}
+			delete(committed, id)
+		}
+		mu.Unlock()
+	})
+	sc, err := b.kc.Sarama("projbench-latency")
+	if err != nil {
+		return latencies{}, err
+	}
+	// The group starts at the topic's oldest record: let it apply the
+	// backlog (all skipped: checkpoints exist) to the end before measuring.
+	pctx, stopProjector := context.WithCancel(ctx)
+	pdone := make(chan error, 1)
+	go func() { pdone <- p.Run(pctx, b.kc.Brokers, sc) }()
+	defer func() {
+		stopProjector()
+		<-pdone
+	}()
+	skipped := p.Metrics().Skipped
+	for p.Ready(ctx) != nil || p.Lag() != 0 || testutil.ToFloat64(skipped) < float64(backlog) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	relayReg := prometheus.NewRegistry()
+	stopRelay, err := b.startRelayWith(ctx, relayReg)
+	if err != nil {
+		return latencies{}, err
+	}
+	defer stopRelay()
+	// Let the relay's first full scan (at start) pass: what is measured is
+	// the steady state.
+	for benchkit.HistogramMean(relayReg, "orderstream_relay_scan_duration_seconds") == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	eur, _ := value.NewCurrency("EUR")
+	price, _ := value.NewMoney(1999, eur)
+	item, _ := value.NewOrderItem("sku", 1, price)
+	const committers = 8
+	interval := time.Duration(float64(time.Second) * committers / float64(*rate))
+	deadline := time.Now().Add(*duration)
+	g, gctx := errgroup.WithContext(ctx)
+	for range committers {
+		g.Go(func() error {
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for time.Now().Before(deadline) {
+				select {
+				case <-gctx.Done():
+					return gctx.Err()
+				case <-tick.C:
+				}
+				id := gocql.UUID(uuid.New())
+				_, err := b.orders.Handle(gctx, id, order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{item}},
+					eventstore.Metadata{CommandID: uuid.NewString(), CorrelationID: "projbench", Now: time.Now()})
+				if err != nil {
+					return err
+				}
+				now := time.Now()
+				mu.Lock()
+				committed[id] = now
+				mu.Unlock()
+				arrivals.Expect(id.String(), 1, now)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return latencies{}, err
+	}
+	record, missing := arrivals.Wait(30 * time.Second)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		mu.Lock()
+		n := len(committed)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(visible)
+	return latencies{record: record, visible: visible, missing: missing + len(committed), scan: benchkit.HistogramMean(relayReg, "orderstream_relay_scan_duration_seconds")}, nil
+}
+
+func (b *bench) startRelayWith(ctx context.Context, reg *prometheus.Registry) (func(), error) {
+	sc, err := b.kc.Sarama("projbench-relay")
+	if err != nil {
+		return nil, err
+	}
+	producer, err := relay.NewProducer(b.kc.Brokers, sc)
+	if err != nil {
+		return nil, err
+	}
+	cfg := relay.DefaultConfig()
+	cfg.TopicPrefix = b.prefix
+	r, err := relay.New(cfg, b.session, b.store, producer, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), reg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return func() {
+		cancel()
+		<-done
+		_ = producer.Close()
+	}, nil
+}
+
+func print(rows []row, lat latencies) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "projector, from a backlog\tevents\tseconds\tevents/s\tbare events/s\t×bare\t")
+	for _, r := range rows {
+		ps, bare := float64(r.events)/r.elapsed.Seconds(), float64(r.events)/r.bare.Seconds()
+		fmt.Fprintf(w, "%s\t%d\t%.1f\t%.0f\t%.0f\t%.2f\t\n", r.name, r.events, r.elapsed.Seconds(), ps, bare, ps/bare)
+	}
+	_ = w.Flush()
+	fmt.Println()
+	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "commit → …\tsamples\tp50\tp99\tmax\t")
+	fmt.Fprintf(w, "record at a consumer (relay, scan source)\t%d\t%s\t%s\t%s\t\n", len(lat.record),
+		benchkit.Ms(benchkit.Pct(lat.record, .5)), benchkit.Ms(benchkit.Pct(lat.record, .99)), benchkit.Ms(benchkit.Pct(lat.record, 1)))
+	fmt.Fprintf(w, "order_read_model row written (relay + projector)\t%d\t%s\t%s\t%s\t\n", len(lat.visible),
+		benchkit.Ms(benchkit.Pct(lat.visible, .5)), benchkit.Ms(benchkit.Pct(lat.visible, .99)), benchkit.Ms(benchkit.Pct(lat.visible, 1)))
+	_ = w.Flush()
+	fmt.Printf("\nnot seen within 30 s: %d; mean relay scan (including the publishing it starts): %s over %d aggregates\n", lat.missing, benchkit.Ms(lat.scan), *aggregates)
+	fmt.Printf("projector's share of p50: %s (row written p50 − record p50)\n", benchkit.Ms(benchkit.Pct(lat.visible, .5)-benchkit.Pct(lat.record, .5)))
+	benchkit.Check("commit → row written p50, ms", float64(benchkit.Pct(lat.visible, .5).Microseconds())/1000, 50, true)
+	benchkit.Check("commit → row written p99, ms", float64(benchkit.Pct(lat.visible, .99).Microseconds())/1000, 200, true)
+}

@@ -1,0 +1,459 @@
+// Package projector is the machinery every projector service shares
+// (DESIGN.md, "Projectors"): a Kafka consumer group per read model, events
+// applied idempotently by the aggregate's sequence, gaps filled from
+// event_store, read-model rows and the projector's per-aggregate checkpoint
+// written in one logged batch, progress in projection_offsets, failures
+// dead-lettered with the aggregate parked, and rebuilds from event_store.
+//
+// A projector service is a thin main around one View.
+package projector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/metrics"
+	"github.com/orderstream/orderstream/pkg/relay"
+)
+
+// Config tunes a projector.
+type Config struct {
+	Group              string        `mapstructure:"group" help:"Kafka consumer group (empty: projector-<view name>)"`
+	TopicPrefix        string        `mapstructure:"topic_prefix" help:"the relay's topic prefix: the view's topic is <topic_prefix>.<aggregate type>s.v1"`
+	ReadyMaxLag        int64         `mapstructure:"ready_max_lag" help:"records behind the ends of the claimed partitions above which /readyz reports not ready"`
+	MaxAttempts        int           `mapstructure:"max_attempts" help:"attempts at applying one record on transient errors before the consumer restarts"`
+	InitialBackoff     time.Duration `mapstructure:"initial_backoff" help:"first pause between attempts"`
+	MaxBackoff         time.Duration `mapstructure:"max_backoff" help:"longest pause between attempts"`
+	OffsetsEvery       time.Duration `mapstructure:"offsets_every" help:"how often progress is written to projection_offsets, per partition"`
+	ParkedEvery        time.Duration `mapstructure:"parked_every" help:"how often the parked aggregates are re-read (the dlq-service unparks them)"`
+	RebuildRanges      int           `mapstructure:"rebuild_ranges" help:"token ranges a rebuild's scan of event_store is split into"`
+	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"aggregates rebuilt at once"`
+}
+
+// DefaultConfig suits the local stack.
+func DefaultConfig() Config {
+	return Config{
+		TopicPrefix: relay.DefaultTopicPrefix, ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, RebuildRanges: 64, RebuildParallelism: 16,
+	}
+}
+
+// Validate checks every key.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, key, format string, args ...any) {
+		if !ok {
+			errs = append(errs, config.Errorf(key, format, args...))
+		}
+	}
+	check(c.TopicPrefix != "", "topic_prefix", "must not be empty")
+	check(c.ReadyMaxLag >= 0, "ready_max_lag", "must not be negative, got %d", c.ReadyMaxLag)
+	check(c.MaxAttempts >= 1, "max_attempts", "must be at least 1, got %d", c.MaxAttempts)
+	check(c.InitialBackoff > 0, "initial_backoff", "must be positive, got %s", c.InitialBackoff)
+	check(c.MaxBackoff >= c.InitialBackoff, "max_backoff", "must be at least initial_backoff, got %s", c.MaxBackoff)
+	check(c.OffsetsEvery > 0, "offsets_every", "must be positive, got %s", c.OffsetsEvery)
+	check(c.ParkedEvery > 0, "parked_every", "must be positive, got %s", c.ParkedEvery)
+	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
+	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
+	return errors.Join(errs...)
+}
+
+// Projector applies one view's events.
+type Projector[S any] struct {
+	cfg       Config
+	view      View[S]
+	session   *gocql.Session
+	store     *eventstore.Store
+	upcasters *eventstore.Upcasters
+	logger    zerolog.Logger
+	m         *projectorMetrics
+	component string
+
+	parked     atomic.Pointer[map[gocql.UUID]bool]
+	parkedAt   atomic.Int64 // unix nanos of the last read of the parked set
+	rebuilding atomic.Bool
+	unknown    atomic.Int64
+	rebuildReq chan struct{}
+
+	onApplied func(id gocql.UUID, seq int64)
+
+	// cache holds the checkpoints this member wrote, so that the next
+	// event of an aggregate needs no read. Only the member that owns a
+	// partition writes its aggregates; the cache is emptied whenever the
+	// partitions are handed out again and when a rebuild starts.
+	cacheMu sync.Mutex
+	cache   map[gocql.UUID]checkpoint[S]
+
+	claimsMu       sync.Mutex
+	claims         map[int32]*claimState // partitions this member consumes
+	expectedClaims int                   // how many the group gave it
+	joined         atomic.Bool
+}
+
+// New builds a projector of view.
+func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventstore.Store, logger zerolog.Logger, reg prometheus.Registerer) (*Projector[S], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+	if view.Name == "" || view.AggregateType == "" || view.Fold == nil || view.Write == nil {
+		return nil, errors.New("projector: the view needs a name, an aggregate type, Fold and Write")
+	}
+	if cfg.Group == "" {
+		cfg.Group = "projector-" + view.Name
+	}
+	m, err := newMetrics(view.Name, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Projector[S]{
+		cfg: cfg, view: view, session: session, store: store, upcasters: eventcodec.NewUpcasters(),
+		logger: logger.With().Str("projection", view.Name).Logger(), m: m, component: "projector/" + view.Name,
+		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
+	}, nil
+}
+
+// OnApplied sets a function called after each write of an aggregate's rows
+// (with the aggregate and the sequence now visible), for benchmarks that
+// measure when a commit becomes readable. Set it before Run.
+func (p *Projector[S]) OnApplied(f func(id gocql.UUID, seq int64)) { p.onApplied = f }
+
+// Name is the view's name.
+func (p *Projector[S]) Name() string { return p.view.Name }
+
+// Topic is the topic the projector consumes.
+func (p *Projector[S]) Topic() string { return relay.TopicOf(p.cfg.TopicPrefix, p.view.AggregateType) }
+
+// Component names the projector in dead_letter_queue and parked_aggregates.
+func (p *Projector[S]) Component() string { return p.component }
+
+// errPermanent marks an event that can never be applied as it is.
+var errPermanent = errors.New("event cannot be applied")
+
+// checkpoint is what the projector keeps per aggregate.
+type checkpoint[S any] struct {
+	seq     int64
+	state   S
+	existed bool
+}
+
+// cacheSize bounds the checkpoint cache; when full it starts over.
+const cacheSize = 100_000
+
+func (p *Projector[S]) cached(id gocql.UUID) (checkpoint[S], bool) {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	cp, ok := p.cache[id]
+	return cp, ok
+}
+
+func (p *Projector[S]) remember(id gocql.UUID, cp checkpoint[S], ok bool) {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	if !ok {
+		delete(p.cache, id)
+		return
+	}
+	if len(p.cache) >= cacheSize {
+		clear(p.cache)
+	}
+	p.cache[id] = cp
+}
+
+func (p *Projector[S]) forget() {
+	p.cacheMu.Lock()
+	defer p.cacheMu.Unlock()
+	clear(p.cache)
+}
+
+func (p *Projector[S]) loadCheckpoint(ctx context.Context, id gocql.UUID) (checkpoint[S], error) {
+	if cp, ok := p.cached(id); ok {
+		return cp, nil
+	}
+	var (
+		cp    checkpoint[S]
+		state string
+	)
+	err := p.session.Query(`SELECT sequence, state FROM projection_checkpoints WHERE projection_name = ? AND aggregate_id = ?`, p.view.Name, id).
+		WithContext(ctx).Idempotent(true).Scan(&cp.seq, &state)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return cp, nil
+	}
+	if err != nil {
+		return cp, fmt.Errorf("reading the checkpoint of %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(state), &cp.state); err != nil {
+		// The projector wrote it; if it cannot read it back the code
+		// changed incompatibly, and a rebuild is the way out.
+		return cp, fmt.Errorf("%w: the checkpoint of %s cannot be read (rebuild the projection): %v", errPermanent, id, err)
+	}
+	cp.existed = true
+	return cp, nil
+}
+
+// Handle applies one record: skipped when at or below the aggregate's
+// checkpoint (a redelivery), applied when next, and when ahead, the
+// missing events are read from event_store and applied first. An event the
+// view cannot fold is dead-lettered and parks the aggregate for this
+// projector. The returned error is transient (the database); the caller
+// retries.
+func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
+	if p.isParked(ctx, rec.AggregateID) {
+		p.m.skipped.WithLabelValues("parked").Inc()
+		return nil
+	}
+	cp, err := p.loadCheckpoint(ctx, rec.AggregateID)
+	if errors.Is(err, errPermanent) {
+		return p.park(ctx, eventstore.Event{AggregateID: rec.AggregateID, AggregateType: p.view.AggregateType, Sequence: rec.Sequence}, err)
+	}
+	if err != nil {
+		return err
+	}
+	if rec.Sequence <= cp.seq {
+		p.m.skipped.WithLabelValues("applied").Inc()
+		return nil
+	}
+	if !cp.existed {
+		// The aggregate's first record here: it must be an aggregate of
+		// this event_store (a record of another keyspace's relay on a
+		// shared topic, or one ahead of the store, can never be applied).
+		known, err := p.known(ctx, rec)
+		if err != nil || !known {
+			return err
+		}
+	}
+	var events []eventstore.Event
+	if rec.Sequence == cp.seq+1 && rec.Err == nil {
+		events = []eventstore.Event{rec.Event}
+	} else {
+		// A gap (records lost, skipped or not yet seen), or an envelope
+		// that could not be read: event_store has every event.
+		if rec.Sequence > cp.seq+1 {
+			p.m.gapFills.Inc()
+			p.m.gapEvents.Add(float64(rec.Sequence - cp.seq - 1))
+		}
+		err := p.store.Events(ctx, rec.AggregateID, cp.seq, rec.Sequence, func(e eventstore.Event) error {
+			events = append(events, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if int64(len(events)) != rec.Sequence-cp.seq {
+			if known, err := p.known(ctx, rec); err != nil || !known {
+				return err
+			}
+			return fmt.Errorf("event_store has %d of the events %d..%d of %s", len(events), cp.seq+1, rec.Sequence, rec.AggregateID)
+		}
+	}
+	return p.apply(ctx, rec.AggregateID, cp, events, false)
+}
+
+// known reports whether event_store has the record's aggregate, of the
+// view's type, at least at the record's sequence. A record that fails this
+// is skipped: it is counted (records_skipped_total{reason="unknown"}) and
+// logged, not dead-lettered, since there is no event of this store to
+// retry.
+func (p *Projector[S]) known(ctx context.Context, rec Record) (bool, error) {
+	version, typ, err := p.store.Version(ctx, rec.AggregateID)
+	if err != nil {
+		return false, err
+	}
+	if version >= rec.Sequence && typ == p.view.AggregateType {
+		return true, nil
+	}
+	p.m.skipped.WithLabelValues("unknown").Inc()
+	if n := p.unknown.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th …
+		p.logger.Warn().Str("aggregate_id", rec.AggregateID.String()).Int64("sequence", rec.Sequence).Int64("store_version", version).
+			Str("store_type", typ).Int64("unknown_records", n).Msg("record of an aggregate event_store does not have (another keyspace's relay on the same topics?); skipped")
+	}
+	return false, nil
+}
+
+// apply folds events (consecutive, following cp) and writes the rows and
+// the checkpoint in one batch. A poison event: what precedes it is written,
+// then it is dead-lettered and the aggregate parked (unless it already is).
+func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S], events []eventstore.Event, parked bool) error {
+	start := time.Now()
+	state, seq := cp.state, cp.seq
+	var poison error
+	var bad eventstore.Event
+	for _, e := range events {
+		up, err := p.upcasters.Upcast(e)
+		if err == nil {
+			state, err = p.view.Fold(state, up)
+		}
+		if err != nil {
+			poison, bad = err, e
+			break
+		}
+		seq = e.Sequence
+	}
+	if seq > cp.seq {
+		if err := p.write(ctx, id, cp, state, seq); err != nil {
+			p.remember(id, cp, false) // the batch may or may not have landed
+			return err
+		}
+		p.remember(id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
+		p.m.applied.Add(float64(seq - cp.seq))
+		p.m.applyDur.Observe(time.Since(start).Seconds())
+		if p.onApplied != nil {
+			p.onApplied(id, seq)
+		}
+	}
+	if poison != nil && !parked {
+		return p.park(ctx, bad, poison)
+	}
+	return nil
+}
+
+func (p *Projector[S]) write(ctx context.Context, id gocql.UUID, cp checkpoint[S], state S, seq int64) error {
+	encoded, err := json.Marshal(state)
+	if err != nil {
+		return fmt.Errorf("%w: encoding the state of %s: %v", errPermanent, id, err)
+	}
+	b := p.session.Batch(gocql.LoggedBatch).WithContext(ctx)
+	if err := p.view.Write(b, id, cp.state, cp.existed, state, seq); err != nil {
+		return fmt.Errorf("%w: rows of %s: %v", errPermanent, id, err)
+	}
+	b.Query(`UPDATE projection_checkpoints SET sequence = ?, state = ?, updated_at = ? WHERE projection_name = ? AND aggregate_id = ?`,
+		seq, string(encoded), time.Now().UTC(), p.view.Name, id)
+	if err := p.session.ExecuteBatch(b); err != nil {
+		return fmt.Errorf("writing %s of %s at %d: %w", p.view.Name, id, seq, err)
+	}
+	return nil
+}
+
+// park dead-letters e and parks its aggregate for this projector.
+func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error) error {
+	dlqID, err := deadletter.Park(ctx, p.session, p.component, e, cause)
+	if err != nil {
+		return err
+	}
+	if parked := p.parked.Load(); parked != nil {
+		next := make(map[gocql.UUID]bool, len(*parked)+1)
+		for k := range *parked {
+			next[k] = true
+		}
+		next[e.AggregateID] = true
+		p.parked.Store(&next)
+		p.m.parked.Set(float64(len(next)))
+	}
+	p.m.deadLettered.Inc()
+	p.logger.Error().Err(cause).Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Str("event_type", e.Type).
+		Str("dlq_id", dlqID.String()).Msg("event dead-lettered; its aggregate is parked for this projector")
+	return nil
+}
+
+// isParked consults the parked set, re-read every ParkedEvery so that an
+// aggregate the dlq-service unparks flows again. A failed re-read keeps
+// the previous set.
+func (p *Projector[S]) isParked(ctx context.Context, id gocql.UUID) bool {
+	if time.Since(time.Unix(0, p.parkedAt.Load())) > p.cfg.ParkedEvery {
+		if parked, err := deadletter.Parked(ctx, p.session, p.component); err == nil {
+			p.parked.Store(&parked)
+			p.parkedAt.Store(time.Now().UnixNano())
+			p.m.parked.Set(float64(len(parked)))
+		} else {
+			p.logger.Warn().Err(err).Msg("reading the parked aggregates")
+		}
+	}
+	parked := p.parked.Load()
+	return parked != nil && (*parked)[id]
+}
+
+// handleRetrying applies a record, retrying transient failures with
+// exponential backoff and jitter, at most MaxAttempts times.
+func (p *Projector[S]) handleRetrying(ctx context.Context, rec Record) error {
+	wait := p.cfg.InitialBackoff
+	for attempt := 1; ; attempt++ {
+		err := p.Handle(ctx, rec)
+		if err == nil {
+			return nil
+		}
+		p.m.errors.Inc()
+		if attempt >= p.cfg.MaxAttempts || ctx.Err() != nil {
+			return fmt.Errorf("applying %s %d after %d attempts: %w", rec.AggregateID, rec.Sequence, attempt, err)
+		}
+		p.m.retries.Inc()
+		if attempt == 1 || attempt&(attempt-1) == 0 {
+			p.logger.Warn().Err(err).Str("aggregate_id", rec.AggregateID.String()).Int64("sequence", rec.Sequence).Int("attempt", attempt).Msg("applying a record failed; retrying")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		}
+		wait = min(2*wait, p.cfg.MaxBackoff)
+	}
+}
+
+// Metrics are some of the projector's counters, for tests and benchmarks.
+type Metrics struct {
+	Applied, GapFills, DeadLettered prometheus.Counter
+	Skipped                         prometheus.Counter // records already applied (redeliveries)
+}
+
+// Metrics returns the projector's counters.
+func (p *Projector[S]) Metrics() Metrics {
+	return Metrics{Applied: p.m.applied, GapFills: p.m.gapFills, DeadLettered: p.m.deadLettered, Skipped: p.m.skipped.WithLabelValues("applied")}
+}
+
+type projectorMetrics struct {
+	applied, gapFills, gapEvents, deadLettered, errors, retries prometheus.Counter
+	skipped                                                     *prometheus.CounterVec
+	applyDur                                                    prometheus.Histogram
+	lag                                                         *prometheus.GaugeVec
+	parked                                                      prometheus.Gauge
+	rebuildAggregates, rebuildEvents                            prometheus.Gauge
+	rebuilding                                                  prometheus.Gauge
+}
+
+func newMetrics(name string, reg prometheus.Registerer) (*projectorMetrics, error) {
+	labels := prometheus.Labels{"projection": name}
+	counter := func(n, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: n, Help: help, ConstLabels: labels})
+	}
+	gauge := func(n, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: n, Help: help, ConstLabels: labels})
+	}
+	m := &projectorMetrics{
+		applied:      counter("events_applied_total", "Events applied to the read model."),
+		gapFills:     counter("gap_fills_total", "Records that arrived ahead of the aggregate's checkpoint, filled from event_store."),
+		gapEvents:    counter("gap_events_total", "Events read from event_store to fill gaps."),
+		deadLettered: counter("dead_lettered_total", "Events dead-lettered (each parks its aggregate for this projector)."),
+		errors:       counter("apply_errors_total", "Failed attempts at applying a record (transient; retried)."),
+		retries:      counter("retries_total", "Attempts retried after a transient failure."),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: "records_skipped_total",
+			Help: "Records not applied: already applied (redelivered), or their aggregate parked.", ConstLabels: labels}, []string{"reason"}),
+		applyDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: "apply_duration_seconds",
+			Help: "Duration of applying one record's events (fold and batch write).", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: "consumer_lag",
+			Help: "Records between the last applied one and the end of the partition.", ConstLabels: labels}, []string{"partition"}),
+		parked:            gauge("parked_aggregates", "Aggregates parked for this projector behind a dead-lettered event."),
+		rebuildAggregates: gauge("rebuild_aggregates", "Aggregates replayed by the running or last rebuild."),
+		rebuildEvents:     gauge("rebuild_events", "Events replayed by the running or last rebuild."),
+		rebuilding:        gauge("rebuilding", "1 while a rebuild runs."),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.applied, m.gapFills, m.gapEvents, m.deadLettered, m.errors, m.retries, m.skipped, m.applyDur, m.lag, m.parked, m.rebuildAggregates, m.rebuildEvents, m.rebuilding} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("projector: registering metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,172 @@
+package readmodel_test
+
+import (
+	"testing"
+
+	"github.com/gocql/gocql"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstream/orderstream/pkg/domain/customer"
+	"github.com/orderstream/orderstream/pkg/domain/order"
+	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/projector"
+	"github.com/orderstream/orderstream/pkg/readmodel"
+)
+
+// The statements, spelled out so that a change of column order shows.
+const (
+	insertOrder           = `INSERT INTO order_read_model (order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertOrderByCustomer = `INSERT INTO orders_by_customer (customer_id, created_at, order_id, status, version) VALUES (?, ?, ?, ?, ?)`
+	insertOrderByStatus   = `INSERT INTO orders_by_status (status, created_at, order_id, customer_id, version) VALUES (?, ?, ?, ?, ?)`
+	deleteOrderByStatus   = `DELETE FROM orders_by_status WHERE status = ? AND created_at = ? AND order_id = ?`
+	insertCustomer        = `INSERT INTO customer_read_model (customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+func TestViewsAreNamed(t *testing.T) {
+	for _, tt := range []struct {
+		name, aggregate string
+		tables          []string
+		got             func() (string, string, []string)
+	}{
+		{"order-read-model", "order", []string{"order_read_model"}, names(readmodel.OrderReadModel())},
+		{"orders-by-customer", "order", []string{"orders_by_customer"}, names(readmodel.OrdersByCustomer())},
+		{"orders-by-status", "order", []string{"orders_by_status"}, names(readmodel.OrdersByStatus())},
+		{"customer-read-model", "customer", []string{"customer_read_model"}, names(readmodel.CustomerReadModel())},
+	} {
+		name, aggregate, tables := tt.got()
+		require.Equal(t, tt.name, name)
+		require.Equal(t, tt.aggregate, aggregate)
+		require.Equal(t, tt.tables, tables)
+	}
+}
+
+func names[S any](v projector.View[S]) func() (string, string, []string) {
+	return func() (string, string, []string) { return v.Name, v.AggregateType, v.Tables }
+}
+
+func orderLifecycle(t *testing.T) ([]order.Event, []readmodel.OrderItemRow, []readmodel.OrderItemRow) {
+	first := []readmodel.OrderItemRow{{ProductID: "sku-1", Quantity: 2, UnitPriceMinor: 1250, Currency: "EUR"}}
+	second := []readmodel.OrderItemRow{
+		{ProductID: "sku-2", Quantity: 1, UnitPriceMinor: 999, Currency: "EUR"},
+		{ProductID: "sku-3", Quantity: 3, UnitPriceMinor: 100, Currency: "EUR"},
+	}
+	return []order.Event{
+		created(t),
+		order.OrderItemsUpdated{Items: []value.OrderItem{item(t, "sku-2", 1, 999, "EUR"), item(t, "sku-3", 3, 100, "EUR")}},
+		order.OrderConfirmed{},
+		order.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"},
+		order.OrderDelivered{},
+	}, first, second
+}
+
+func TestOrderReadModelWrite(t *testing.T) {
+	lifecycle, first, second := orderLifecycle(t)
+	row := func(items []readmodel.OrderItemRow, status string, seq int64) gocql.BatchEntry {
+		return entry(insertOrder, orderID, customerID, items, status, at(1), at(seq), seq, false, nil)
+	}
+	t.Run("lifecycle", func(t *testing.T) {
+		runSteps(t, readmodel.OrderReadModel(), orderID, orderEvents(t, orderID, lifecycle...), []step{
+			{"create", 1, []gocql.BatchEntry{row(first, "CREATED", 1)}},
+			{"items update", 1, []gocql.BatchEntry{row(second, "CREATED", 2)}},
+			{"confirm", 1, []gocql.BatchEntry{row(second, "CONFIRMED", 3)}},
+			{"ship", 1, []gocql.BatchEntry{row(second, "SHIPPED", 4)}},
+			{"deliver", 1, []gocql.BatchEntry{row(second, "DELIVERED", 5)}},
+		})
+	})
+	t.Run("cancel marks the row deleted", func(t *testing.T) {
+		events := orderEvents(t, orderID, created(t), order.OrderConfirmed{},
+			order.OrderCancelled{Reason: "r", CancelledBy: "c", PreviousStatus: value.OrderStatusConfirmed})
+		runSteps(t, readmodel.OrderReadModel(), orderID, events, []step{
+			{"create and confirm", 2, []gocql.BatchEntry{row(first, "CONFIRMED", 2)}},
+			{"cancel", 1, []gocql.BatchEntry{entry(insertOrder, orderID, customerID, first, "CANCELLED", at(1), at(3), int64(3), true, at(3))}},
+		})
+	})
+	t.Run("unchanged state writes nothing", func(t *testing.T) {
+		v := readmodel.OrderReadModel()
+		s := fold(t, v, readmodel.Order{}, orderEvents(t, orderID, created(t))...)
+		b := new(gocql.Batch)
+		require.NoError(t, v.Write(b, orderID, s, true, s, 1))
+		require.Empty(t, b.Entries)
+	})
+	t.Run("nothing to write before the order exists", func(t *testing.T) {
+		b := new(gocql.Batch)
+		require.NoError(t, readmodel.OrderReadModel().Write(b, orderID, readmodel.Order{}, false, readmodel.Order{}, 0))
+		require.Empty(t, b.Entries)
+	})
+}
+
+func TestOrdersByCustomerWrite(t *testing.T) {
+	lifecycle, _, _ := orderLifecycle(t)
+	row := func(status string, seq int64) gocql.BatchEntry {
+		return entry(insertOrderByCustomer, customerID, at(1), orderID, status, seq)
+	}
+	runSteps(t, readmodel.OrdersByCustomer(), orderID, orderEvents(t, orderID, append(lifecycle[:3:3],
+		order.OrderCancelled{Reason: "r", CancelledBy: "c", PreviousStatus: value.OrderStatusConfirmed})...), []step{
+		{"create", 1, []gocql.BatchEntry{row("CREATED", 1)}},
+		{"items update keeps the row current", 1, []gocql.BatchEntry{row("CREATED", 2)}},
+		{"confirm", 1, []gocql.BatchEntry{row("CONFIRMED", 3)}},
+		{"a cancelled order keeps its row", 1, []gocql.BatchEntry{row("CANCELLED", 4)}},
+	})
+}
+
+func TestOrdersByStatusWrite(t *testing.T) {
+	lifecycle, _, _ := orderLifecycle(t)
+	row := func(status string, seq int64) gocql.BatchEntry {
+		return entry(insertOrderByStatus, status, at(1), orderID, customerID, seq)
+	}
+	out := func(status string) gocql.BatchEntry {
+		return entry(deleteOrderByStatus, status, at(1), orderID)
+	}
+	t.Run("one event at a time", func(t *testing.T) {
+		runSteps(t, readmodel.OrdersByStatus(), orderID, orderEvents(t, orderID, lifecycle...), []step{
+			{"create", 1, []gocql.BatchEntry{row("CREATED", 1)}},
+			{"items update stays in its partition", 1, []gocql.BatchEntry{row("CREATED", 2)}},
+			{"confirm moves the row", 1, []gocql.BatchEntry{out("CREATED"), row("CONFIRMED", 3)}},
+			{"ship moves the row", 1, []gocql.BatchEntry{out("CONFIRMED"), row("SHIPPED", 4)}},
+			{"deliver moves the row", 1, []gocql.BatchEntry{out("SHIPPED"), row("DELIVERED", 5)}},
+		})
+	})
+	t.Run("several events per write", func(t *testing.T) {
+		events := orderEvents(t, orderID, created(t), order.OrderConfirmed{}, order.OrderShipped{Carrier: "c", TrackingNumber: "t"},
+			order.OrderCancelled{Reason: "r", CancelledBy: "c", PreviousStatus: value.OrderStatusShipped})
+		runSteps(t, readmodel.OrdersByStatus(), orderID, events, []step{
+			{"first write lands in the latest status only", 2, []gocql.BatchEntry{row("CONFIRMED", 2)}},
+			{"cancel moves from the last written status", 2, []gocql.BatchEntry{out("CONFIRMED"), row("CANCELLED", 4)}},
+		})
+	})
+}
+
+func TestCustomerReadModelWrite(t *testing.T) {
+	home, work := address(t, "home", "1 Main St", "Berlin"), address(t, "work", "2 Work St", "Berlin")
+	moved := address(t, "home", "3 New St", "Hamburg")
+	homeRow := readmodel.AddressRow{Label: "home", Line1: "1 Main St", City: "Berlin", PostalCode: "10115", Country: "DE"}
+	workRow := readmodel.AddressRow{Label: "work", Line1: "2 Work St", City: "Berlin", PostalCode: "10115", Country: "DE"}
+	movedRow := readmodel.AddressRow{Label: "home", Line1: "3 New St", City: "Hamburg", PostalCode: "10115", Country: "DE"}
+	type addrs = map[gocql.UUID]readmodel.AddressRow
+	row := func(phone any, addresses addrs, tier, status string, seq int64) gocql.BatchEntry {
+		return entry(insertCustomer, customerID, "Ada Lovelace", "ada@example.com", phone, addresses, tier, status, seq, at(1), at(seq))
+	}
+	events := customerEvents(t, customerID,
+		registered(t),
+		customer.CustomerAddressAdded{AddressID: homeID.String(), Address: home},
+		customer.CustomerAddressAdded{AddressID: workID.String(), Address: work},
+		customer.CustomerAddressUpdated{AddressID: homeID.String(), Address: moved},
+		customer.CustomerAddressRemoved{AddressID: workID.String()},
+		customer.CustomerAddressRemoved{AddressID: homeID.String()},
+		customer.CustomerPhoneChanged{Phone: phone(t, "+491701234567")},
+		customer.CustomerTierUpgraded{From: value.CustomerTierBronze, To: value.CustomerTierGold},
+		customer.CustomerSuspended{Reason: "fraud check"},
+		customer.CustomerReactivated{},
+	)
+	runSteps(t, readmodel.CustomerReadModel(), customerID, events, []step{
+		{"register: no phone, no addresses", 1, []gocql.BatchEntry{row(nil, nil, "BRONZE", "ACTIVE", 1)}},
+		{"address added", 1, []gocql.BatchEntry{row(nil, addrs{homeID: homeRow}, "BRONZE", "ACTIVE", 2)}},
+		{"second address added", 1, []gocql.BatchEntry{row(nil, addrs{homeID: homeRow, workID: workRow}, "BRONZE", "ACTIVE", 3)}},
+		{"address updated", 1, []gocql.BatchEntry{row(nil, addrs{homeID: movedRow, workID: workRow}, "BRONZE", "ACTIVE", 4)}},
+		{"address removed", 1, []gocql.BatchEntry{row(nil, addrs{homeID: movedRow}, "BRONZE", "ACTIVE", 5)}},
+		{"last address removed", 1, []gocql.BatchEntry{row(nil, nil, "BRONZE", "ACTIVE", 6)}},
+		{"phone and tier", 2, []gocql.BatchEntry{row("+491701234567", nil, "GOLD", "ACTIVE", 8)}},
+		{"suspended", 1, []gocql.BatchEntry{row("+491701234567", nil, "GOLD", "SUSPENDED", 9)}},
+		{"reactivated", 1, []gocql.BatchEntry{row("+491701234567", nil, "GOLD", "ACTIVE", 10)}},
+	})
+}
