@@ -94,7 +94,7 @@ bench: infra-up ## benchmarks against the real stack, printed as tables with rat
 	go run ./pkg/cmd/storebench
 	go run ./pkg/cmd/relaybench
 	go run ./pkg/cmd/projbench
-	go test -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/
+	go test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/ ./services/query-service/
 
 .PHONY: clean
 clean: ## remove build output (not the stack's data or caches)

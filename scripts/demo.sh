@@ -52,5 +52,18 @@ for p in order-read-model:9085 orders-by-customer:9086 orders-by-status:9087 cus
 done
 
 echo
+echo "== queries (the query API on :8082) =="
+query=${QUERY_API:-http://127.0.0.1:8082}
+read_() { # path — prints the status and the answer
+  local out; out=$(curl -sS -w '\n%{http_code}' -H "X-Correlation-ID: demo" "$query$1")
+  printf 'GET    %-58s → %s %s\n' "$1" "${out##*$'\n'}" "${out%$'\n'*}"
+}
+read_ "/v1/orders/$order?min_version=4"
+read_ "/v1/customers/$customer/orders?limit=10"
+read_ "/v1/orders/$order/events?limit=2"
+read_ "/v1/orders/$order?at_version=2"
+read_ "/v1/orders?status=DELIVERED&limit=5"
+
+echo
 echo "Command API: $api (OpenAPI at $api/openapi.json). Admin: http://127.0.0.1:908N/{healthz,readyz,metrics}."
 echo "Logs: .run/services/*.log and .run/stack/*/logs/. Stop everything with 'make down'."

@@ -40,13 +40,17 @@ start() {
     ORDERSTREAM_ADMIN_ADDR="127.0.0.1:$port" setsid "$bin" >>"$run/$name.log" 2>&1 < /dev/null &
     echo $! > "$pidf"
     printf '%-32s pid %-7s admin http://127.0.0.1:%s  log %s\n' "$name" "$!" "$port" "${run#"$root"/}/$name.log"
+    # The relay creates the topics (with their partition count) before it
+    # is ready; the projectors subscribe only then, so that no topic is
+    # auto-created with the broker's defaults.
+    if [[ "$name" == cdc-relay ]]; then wait_ready "$entry"; fi
   done
-  wait_ready
+  wait_ready "${services[@]}"
 }
 
-wait_ready() {
+wait_ready() { # name:port ...
   local deadline=$((SECONDS + READY_TIMEOUT))
-  for entry in "${services[@]}"; do
+  for entry in "$@"; do
     local name=${entry%%:*} port=${entry##*:}
     until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz"; do
       if ! alive "$run/$name.pid" "$root/bin/$name"; then
@@ -112,6 +116,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  wait) wait_ready ;;
+  wait) wait_ready "${services[@]}" ;;
   *) echo "usage: $0 start|stop|status|wait" >&2; exit 2 ;;
 esac

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
@@ -42,16 +41,8 @@ type harness struct {
 
 func newHarness(ctx context.Context, t *testing.T) *harness {
 	t.Helper()
-	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
-	keyspace := stacktest.UniqueName("proj_")
-	stacktest.Migrate(t, c, keyspace)
-	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
-		session.Close()
-	})
+	session, _ := stacktest.PrivateKeyspace(t, "proj_")
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}

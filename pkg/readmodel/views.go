@@ -104,7 +104,7 @@ func writeOrderReadModel(b *gocql.Batch, id gocql.UUID, old Order, existed bool,
 	if !s.State.Exists() {
 		return nil
 	}
-	build := func(s Order, v int64) (OrderRow, error) { return orderRowOf(id, s, v) }
+	build := func(s Order, v int64) (OrderRow, error) { return OrderRowOf(id, s, v) }
 	row, err := build(s, seq)
 	if err != nil {
 		return err
@@ -166,7 +166,7 @@ func writeCustomerReadModel(b *gocql.Batch, id gocql.UUID, old Customer, existed
 	if !s.State.Exists() {
 		return nil
 	}
-	build := func(s Customer, v int64) (CustomerRow, error) { return customerRowOf(id, s, v) }
+	build := func(s Customer, v int64) (CustomerRow, error) { return CustomerRowOf(id, s, v) }
 	row, err := build(s, seq)
 	if err != nil {
 		return err
@@ -179,8 +179,9 @@ func writeCustomerReadModel(b *gocql.Batch, id gocql.UUID, old Customer, existed
 	return nil
 }
 
-// orderRowOf is the order_read_model row of order id in state s at version.
-func orderRowOf(id gocql.UUID, s Order, version int64) (OrderRow, error) {
+// OrderRowOf is the order_read_model row of order id in state s at version:
+// what the projector writes, and what a read of a past version answers.
+func OrderRowOf(id gocql.UUID, s Order, version int64) (OrderRow, error) {
 	customerID, err := gocql.ParseUUID(s.State.CustomerID)
 	if err != nil {
 		return OrderRow{}, fmt.Errorf("order %s: customer id %q: %w", id, s.State.CustomerID, err)
@@ -243,9 +244,9 @@ func statusOrderRowOf(id gocql.UUID, s Order, version int64) (StatusOrderRow, er
 	}, nil
 }
 
-// customerRowOf is the customer_read_model row of customer id in state s
+// CustomerRowOf is the customer_read_model row of customer id in state s
 // at version.
-func customerRowOf(id gocql.UUID, s Customer, version int64) (CustomerRow, error) {
+func CustomerRowOf(id gocql.UUID, s Customer, version int64) (CustomerRow, error) {
 	var addresses map[gocql.UUID]AddressRow
 	for _, a := range s.State.Addresses {
 		aid, err := gocql.ParseUUID(a.ID)

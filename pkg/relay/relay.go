@@ -60,7 +60,7 @@ type Config struct {
 // DefaultConfig favours latency on a small cluster.
 func DefaultConfig() Config {
 	return Config{
-		ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 2 * time.Second, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
+		ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 500 * time.Millisecond, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500, TopicPrefix: DefaultTopicPrefix,
 	}

@@ -103,6 +103,25 @@ func Session(t testing.TB) *gocql.Session {
 	return s
 }
 
+// PrivateKeyspace migrates a keyspace of the test's own (named prefix +
+// random), connects to it, and drops it when the test ends. It returns the
+// session and the CQL configuration pointing at the keyspace.
+func PrivateKeyspace(t testing.TB, prefix string) (*gocql.Session, cql.Config) {
+	t.Helper()
+	c := RequireCQL(t)
+	c.Keyspace = UniqueName(prefix)
+	Migrate(t, c, c.Keyspace)
+	s, err := cql.Connect(context.Background(), c, c.Keyspace, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("connecting to CQL: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = s.Query("DROP KEYSPACE IF EXISTS " + c.Keyspace).Exec()
+		s.Close()
+	})
+	return s, c
+}
+
 var migrated sync.Map // keyspace -> struct{}
 
 // Migrate applies the repository's schema/ to keyspace (once per test

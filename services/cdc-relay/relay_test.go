@@ -239,8 +239,14 @@ func consumeFromNow(ctx context.Context, t *testing.T, prefix string) *consumer 
 		parts, err := client.Partitions(topic)
 		require.NoError(t, err)
 		for _, p := range parts {
-			offset, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-			require.NoError(t, err)
+			// A topic the relay just created may not have its leaders
+			// everywhere yet: ask again until it answers.
+			var offset int64
+			require.Eventually(t, func() bool {
+				_ = client.RefreshMetadata(topic)
+				offset, err = client.GetOffset(topic, p, sarama.OffsetNewest)
+				return err == nil
+			}, 15*time.Second, 100*time.Millisecond, "partition %d of %s has no leader: %v", p, topic, err)
 			pc, err := c.ConsumePartition(topic, p, offset)
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = pc.Close() })

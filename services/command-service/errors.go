@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"net"
 	"net/http"
 
-	"github.com/gocql/gocql"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
@@ -63,7 +61,7 @@ func problemFor(err error) (httpapi.Problem, string) {
 			"other commands kept changing the aggregate while this one was retried; try again", "concurrent_modification", "")
 		p.CurrentVersion = &race.Actual
 		return p, "conflict"
-	case unavailable(err):
+	case cql.WriteUnavailable(err):
 		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
 			"the database did not answer in time; the command may be retried with the same Idempotency-Key", "unavailable", ""), "unavailable"
 	default:
@@ -75,28 +73,4 @@ func problem(status int, slug, title, detail, code, field string) httpapi.Proble
 	p := httpapi.NewProblem(status, slug, title, detail).Problem
 	p.Code, p.Field = code, field
 	return p
-}
-
-// unavailable tells a database that is down, overloaded or unreachable,
-// where the client should retry, from a bug.
-func unavailable(err error) bool {
-	var (
-		reqErr gocql.RequestError
-		netErr net.Error
-	)
-	switch {
-	case errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, gocql.ErrNoConnections),
-		errors.Is(err, gocql.ErrConnectionClosed),
-		errors.Is(err, gocql.ErrTimeoutNoResponse),
-		errors.Is(err, gocql.ErrHostDown),
-		errors.As(err, &netErr):
-		return true
-	case errors.As(err, &reqErr):
-		switch reqErr.Code() {
-		case gocql.ErrCodeUnavailable, gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeOverloaded, gocql.ErrCodeBootstrapping, gocql.ErrCodeCASWriteUnknown, gocql.ErrCodeTruncate:
-			return true
-		}
-	}
-	return false
 }

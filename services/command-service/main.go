@@ -86,12 +86,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	srv := httpapi.NewServer(cfg.HTTP, handler, d.Logger)
-	ln, err := srv.Listen()
-	if err != nil {
-		return nil, err
-	}
-	return []supervise.Worker{{Name: "http", Run: func(ctx context.Context) error { return srv.Serve(ctx, ln) }}}, nil
+	return httpapi.Workers(cfg.HTTP, handler, d.Logger)
 }
 
 // newHandler builds the whole HTTP handler of the service on a session.
@@ -115,20 +110,12 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	httpMetrics, err := httpapi.NewMetrics(reg)
+	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.IdempotencyLease, maxBody: cfg.HTTP.MaxBodyBytes}
+
+	r, err := httpapi.NewRouter(openAPI, logger, reg, tp, prop)
 	if err != nil {
 		return nil, err
 	}
-	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.IdempotencyLease, maxBody: cfg.HTTP.MaxBodyBytes}
-
-	r := chi.NewRouter()
-	r.Use(httpapi.CorrelationID(), httpapi.Recoverer(logger), httpapi.Tracing(tp, prop), httpMetrics.Middleware(), httpapi.AccessLog(logger))
-	r.NotFound(httpapi.NotFound)
-	r.MethodNotAllowed(httpapi.MethodNotAllowed)
-	r.Get("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openAPI)
-	})
 	r.Group(func(r chi.Router) {
 		r.Use(idem.middleware)
 		a.routes(r)

@@ -18,7 +18,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
@@ -35,19 +34,11 @@ import (
 // mid-stream and restarted: every read model ends exactly equal to the
 // fold of event_store.
 func TestFaultProjectorsKilledUnderLoad(t *testing.T) {
-	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-
-	keyspace := stacktest.UniqueName("projfault_")
-	stacktest.Migrate(t, c, keyspace)
-	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
-		session.Close()
-	})
+	session, c := stacktest.PrivateKeyspace(t, "projfault_")
+	keyspace := c.Keyspace
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}

@@ -25,7 +25,16 @@ func PrepareKeyspace(ctx context.Context, cfg cql.Config, fresh bool) error {
 	}
 	defer s.Close()
 	if fresh {
-		if err := s.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).WithContext(ctx).Exec(); err != nil {
+		// Dropping a big keyspace can outlast the client timeout; the
+		// statement is idempotent, so it is simply asked again.
+		var err error
+		for range 6 {
+			if err = s.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).WithContext(ctx).Exec(); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Second)
+		}
+		if err != nil {
 			return fmt.Errorf("dropping keyspace %s: %w", cfg.Keyspace, err)
 		}
 	}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/orderstream/orderstream/pkg/domain/customer"
+	"github.com/orderstream/orderstream/pkg/domain/order"
+	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/readmodel"
+	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/stacktest"
+)
+
+// env serves the query API on a keyspace of the test's own, so that the
+// listings by status see only the test's rows.
+type env struct {
+	t         testing.TB
+	url       string
+	keyspace  string
+	session   *gocql.Session
+	store     *eventstore.Store
+	orders    *repository.Orders
+	customers *repository.Customers
+	reg       *prometheus.Registry
+	cfg       *Config
+}
+
+func newEnv(t testing.TB, tune ...func(*Config)) *env {
+	t.Helper()
+	session, c := stacktest.PrivateKeyspace(t, "qs_")
+	keyspace := c.Keyspace
+	cfg := defaultConfig()
+	cfg.CQL = c
+	cfg.Query.PageTokenKey = "a test key of at least thirty-two bytes"
+	for _, f := range tune {
+		f(cfg)
+	}
+	require.NoError(t, cfg.Validate())
+	reg := prometheus.NewRegistry()
+	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, noop.NewTracerProvider())
+	require.NoError(t, err)
+	srv := httptest.NewServer(handler)
+	t.Cleanup(srv.Close)
+
+	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	require.NoError(t, err)
+	rc := eventstore.RepositoryConfig{MaxConflictRetries: 5}
+	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	return &env{t: t, url: srv.URL, keyspace: keyspace, session: session, store: store, orders: orders, customers: customers, reg: reg, cfg: cfg}
+}
+
+type answer struct {
+	status  int
+	header  http.Header
+	body    map[string]any
+	rawBody string
+}
+
+func (e *env) get(path string, headers ...string) answer {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
+	require.NoError(e.t, err)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	a := answer{status: resp.StatusCode, header: resp.Header, rawBody: string(raw)}
+	_ = json.Unmarshal(raw, &a.body)
+	return a
+}
+
+// ok asserts a 200 and returns the body.
+func (e *env) ok(a answer) map[string]any {
+	e.t.Helper()
+	require.Equal(e.t, http.StatusOK, a.status, a.rawBody)
+	require.Equal(e.t, "application/json", a.header.Get("Content-Type"))
+	return a.body
+}
+
+// problem asserts an RFC 9457 answer naming field (when not empty).
+func (e *env) problem(a answer, status int, slug, field string) {
+	e.t.Helper()
+	require.Equal(e.t, status, a.status, a.rawBody)
+	require.Equal(e.t, "application/problem+json", a.header.Get("Content-Type"))
+	require.Equal(e.t, "https://orderstream.dev/problems/"+slug, a.body["type"], a.rawBody)
+	require.EqualValues(e.t, status, a.body["status"])
+	if field != "" {
+		require.Equal(e.t, field, a.body["field"], a.rawBody)
+	}
+}
+
+func meta() eventstore.Metadata {
+	return eventstore.Metadata{CommandID: uuid.NewString(), CorrelationID: "test-" + uuid.NewString()[:8], Now: time.Now().UTC()}
+}
+
+func items(t testing.TB, specs ...any) []value.OrderItem {
+	t.Helper()
+	eur, err := value.NewCurrency("EUR")
+	require.NoError(t, err)
+	var out []value.OrderItem
+	for i := 0; i+2 < len(specs); i += 3 {
+		price, err := value.NewMoney(int64(specs[i+2].(int)), eur)
+		require.NoError(t, err)
+		it, err := value.NewOrderItem(specs[i].(string), int64(specs[i+1].(int)), price)
+		require.NoError(t, err)
+		out = append(out, it)
+	}
+	return out
+}
+
+// registerCustomer commits a customer and returns its id.
+func (e *env) registerCustomer() gocql.UUID {
+	e.t.Helper()
+	id := gocql.UUID(uuid.New())
+	email, err := value.NewEmail("ada+" + uuid.NewString()[:8] + "@example.org")
+	require.NoError(e.t, err)
+	_, err = e.customers.Handle(context.Background(), id, customer.Command(customer.RegisterCustomer{CustomerID: id.String(), Name: "Ada Lovelace", Email: email}), meta())
+	require.NoError(e.t, err)
+	return id
+}
+
+// createOrder commits an order and returns its id.
+func (e *env) createOrder(customerID gocql.UUID) gocql.UUID {
+	e.t.Helper()
+	id := gocql.UUID(uuid.New())
+	_, err := e.orders.Handle(context.Background(), id, order.Command(order.CreateOrder{OrderID: id.String(), CustomerID: customerID.String(), Items: items(e.t, "sku-1", 2, 1999)}), meta())
+	require.NoError(e.t, err)
+	return id
+}
+
+// handleOrder commits cmd and returns the new version.
+func (e *env) handleOrder(id gocql.UUID, cmd order.Command) int64 {
+	e.t.Helper()
+	res, err := e.orders.Handle(context.Background(), id, cmd, meta())
+	require.NoError(e.t, err)
+	return res.Version
+}
+
+// project writes the order_read_model row of the order as it is now, as
+// the projector would.
+func (e *env) projectOrder(id gocql.UUID, version int64) {
+	e.t.Helper()
+	ctx := context.Background()
+	var s readmodel.Order
+	require.NoError(e.t, e.store.Events(ctx, id, 0, version, func(ev eventstore.Event) error {
+		up, err := eventcodec.NewUpcasters().Upcast(ev)
+		if err != nil {
+			return err
+		}
+		s, err = readmodel.FoldOrder(s, up)
+		return err
+	}))
+	row, err := readmodel.OrderRowOf(id, s, s.State.Version)
+	require.NoError(e.t, err)
+	var deleted any
+	if !row.DeletedAt.IsZero() {
+		deleted = row.DeletedAt
+	}
+	require.NoError(e.t, e.session.Query(`INSERT INTO order_read_model (order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		row.OrderID, row.CustomerID, row.Items, row.Status, row.CreatedAt, row.UpdatedAt, row.Version, row.IsDeleted, deleted).Exec())
+}
+
+func (e *env) projectCustomer(id gocql.UUID) {
+	e.t.Helper()
+	ctx := context.Background()
+	var s readmodel.Customer
+	require.NoError(e.t, e.store.Events(ctx, id, 0, 0, func(ev eventstore.Event) error {
+		up, err := eventcodec.NewUpcasters().Upcast(ev)
+		if err != nil {
+			return err
+		}
+		s, err = readmodel.FoldCustomer(s, up)
+		return err
+	}))
+	row, err := readmodel.CustomerRowOf(id, s, s.State.Version)
+	require.NoError(e.t, err)
+	var phone any
+	if row.Phone != "" {
+		phone = row.Phone
+	}
+	require.NoError(e.t, e.session.Query(`INSERT INTO customer_read_model (customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		row.CustomerID, row.Name, row.Email, phone, row.Addresses, row.Tier, row.Status, row.Version, row.CreatedAt, row.UpdatedAt).Exec())
+}
+
+// insertCustomerOrder writes an orders_by_customer row directly.
+func (e *env) insertCustomerOrder(customerID, orderID gocql.UUID, created time.Time, status string, version int64) {
+	e.t.Helper()
+	require.NoError(e.t, e.session.Query(`INSERT INTO orders_by_customer (customer_id, created_at, order_id, status, version) VALUES (?, ?, ?, ?, ?)`,
+		customerID, created, orderID, status, version).Exec())
+}
+
+func (e *env) insertStatusOrder(status string, created time.Time, orderID, customerID gocql.UUID, version int64) {
+	e.t.Helper()
+	require.NoError(e.t, e.session.Query(`INSERT INTO orders_by_status (status, created_at, order_id, customer_id, version) VALUES (?, ?, ?, ?, ?)`,
+		status, created, orderID, customerID, version).Exec())
+}
+
+func etag(v int64) string { return fmt.Sprintf("%q", fmt.Sprint(v)) }
