@@ -143,8 +143,25 @@ func (m *Migrator) bootstrap(ctx context.Context) error {
 
 // exec runs one DDL statement and waits for every node to agree on the
 // schema, so the next statement sees this one's result.
+//
+// A statement that got no answer in time (a busy node) is sent again, up
+// to three more times: schema statements are written IF NOT EXISTS, so a
+// repeat of one that did apply changes nothing.
 func (m *Migrator) exec(ctx context.Context, stmt string) error {
-	if err := m.session.Query(stmt).WithContext(ctx).Consistency(gocql.All).Exec(); err != nil {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		if err = m.session.Query(stmt).WithContext(ctx).Consistency(gocql.All).Exec(); !errors.Is(err, gocql.ErrTimeoutNoResponse) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("%w\n  in: %s", err, firstLine(stmt))
 	}
 	if err := m.session.AwaitSchemaAgreement(ctx); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
 	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
@@ -51,41 +52,13 @@ func newHarness(ctx context.Context, t *testing.T) *harness {
 	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
 	require.NoError(t, err)
 
-	h := &harness{session: session, store: store, orders: orders, customers: customers, kc: kc, prefix: stacktest.UniqueName("it")}
-	sc, err := kc.Sarama("projector-it")
-	require.NoError(t, err)
-	client, err := kafka.Connect(ctx, kc, sc)
-	require.NoError(t, err)
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	require.NoError(t, err)
-	require.NoError(t, relay.EnsureTopics(admin, h.prefix, 3, 1))
-	t.Cleanup(func() {
-		_ = admin.DeleteTopic(relay.TopicOf(h.prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(h.prefix, "customer"))
-		_ = client.Close()
-	})
-	return h
+	return &harness{session: session, store: store, orders: orders, customers: customers, kc: kc, prefix: relaytest.Topics(ctx, t, kc, "it", 3)}
 }
 
 // runRelay publishes until the test ends.
 func (h *harness) runRelay(ctx context.Context, t *testing.T) {
 	t.Helper()
-	sc, err := h.kc.Sarama("projector-it-relay")
-	require.NoError(t, err)
-	producer, err := relay.NewProducer(h.kc.Brokers, sc)
-	require.NoError(t, err)
-	cfg := relay.DefaultConfig()
-	cfg.TopicPrefix = h.prefix
-	r, err := relay.New(cfg, h.session, h.store, producer, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-		_ = producer.Close()
-	})
+	relaytest.Run(ctx, t, h.session, h.store, h.kc, h.prefix)
 }
 
 // published waits until every committed event is published.

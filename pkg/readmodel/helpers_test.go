@@ -48,22 +48,22 @@ func (s *stream) next(typ string, data []byte) eventstore.Event {
 
 func orderEvents(t testing.TB, id gocql.UUID, events ...order.Event) []eventstore.Event {
 	t.Helper()
-	s := &stream{id: id, typ: order.AggregateType}
-	out := make([]eventstore.Event, len(events))
-	for i, e := range events {
-		typ, data, err := eventcodec.OrderCodec{}.EncodeEvent(e)
-		require.NoError(t, err)
-		out[i] = s.next(typ, data)
-	}
-	return out
+	return storedEvents(t, id, order.AggregateType, eventcodec.OrderCodec{}.EncodeEvent, events)
 }
 
 func customerEvents(t testing.TB, id gocql.UUID, events ...customer.Event) []eventstore.Event {
 	t.Helper()
-	s := &stream{id: id, typ: customer.AggregateType}
+	return storedEvents(t, id, customer.AggregateType, eventcodec.CustomerCodec{}.EncodeEvent, events)
+}
+
+// storedEvents encodes the events of aggregate id, of type typ, as stored
+// events.
+func storedEvents[E any](t testing.TB, id gocql.UUID, typ string, encode func(E) (string, []byte, error), events []E) []eventstore.Event {
+	t.Helper()
+	s := &stream{id: id, typ: typ}
 	out := make([]eventstore.Event, len(events))
 	for i, e := range events {
-		typ, data, err := eventcodec.CustomerCodec{}.EncodeEvent(e)
+		typ, data, err := encode(e)
 		require.NoError(t, err)
 		out[i] = s.next(typ, data)
 	}
@@ -72,9 +72,7 @@ func customerEvents(t testing.TB, id gocql.UUID, events ...customer.Event) []eve
 
 func item(t testing.TB, productID string, qty, minor int64, code string) value.OrderItem {
 	t.Helper()
-	c, err := value.NewCurrency(code)
-	require.NoError(t, err)
-	price, err := value.NewMoney(minor, c)
+	price, err := value.NewMoney(minor, currencyOf(t, code))
 	require.NoError(t, err)
 	it, err := value.NewOrderItem(productID, qty, price)
 	require.NoError(t, err)

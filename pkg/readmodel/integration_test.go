@@ -10,7 +10,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
@@ -86,15 +85,7 @@ func (p *projection[S]) catchUp(ctx context.Context, t *testing.T, session *gocq
 func TestViewsAgainstCassandra(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c := stacktest.RequireCQL(t)
-	keyspace := stacktest.UniqueName("rm_")
-	stacktest.Migrate(t, c, keyspace)
-	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
-		session.Close()
-	})
+	session, _ := stacktest.PrivateKeyspace(t, "rm_")
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	cfg := eventstore.RepositoryConfig{MaxConflictRetries: 3}
@@ -106,19 +97,21 @@ func TestViewsAgainstCassandra(t *testing.T) {
 	// Each command happens one second after the previous, so that
 	// created_at orders the rows.
 	clock := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tick := func() eventstore.Metadata {
+		clock = clock.Add(time.Second + 123*time.Microsecond)
+		return eventstore.Metadata{CommandID: gocql.MustRandomUUID().String(), Now: clock}
+	}
 	doOrder := func(id gocql.UUID, cmds ...order.Command) {
 		t.Helper()
 		for _, cmd := range cmds {
-			clock = clock.Add(time.Second + 123*time.Microsecond)
-			_, err := orders.Handle(ctx, id, cmd, eventstore.Metadata{CommandID: gocql.MustRandomUUID().String(), Now: clock})
+			_, err := orders.Handle(ctx, id, cmd, tick())
 			require.NoError(t, err)
 		}
 	}
 	doCustomer := func(id gocql.UUID, cmds ...customer.Command) {
 		t.Helper()
 		for _, cmd := range cmds {
-			clock = clock.Add(time.Second + 123*time.Microsecond)
-			_, err := customers.Handle(ctx, id, cmd, eventstore.Metadata{CommandID: gocql.MustRandomUUID().String(), Now: clock})
+			_, err := customers.Handle(ctx, id, cmd, tick())
 			require.NoError(t, err)
 		}
 	}

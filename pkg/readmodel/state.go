@@ -58,12 +58,9 @@ func (s Customer) version() int64 { return s.State.Version }
 // before the order's creation, or ids that are not UUIDs (the rows are
 // keyed by them).
 func FoldOrder(s Order, e eventstore.Event) (Order, error) {
-	if e.AggregateType != "" && e.AggregateType != order.AggregateType {
-		return s, fmt.Errorf("event %d of %s: a %s event is not an order event", e.Sequence, e.AggregateID, e.AggregateType)
-	}
-	de, err := eventcodec.OrderCodec{}.DecodeEvent(e.Type, e.Data)
+	de, err := decode(e, order.AggregateType, "an order", eventcodec.OrderCodec{}.DecodeEvent)
 	if err != nil {
-		return s, fmt.Errorf("event %d of order %s: %w", e.Sequence, e.AggregateID, err)
+		return s, err
 	}
 	switch de := de.(type) {
 	case order.OrderCreated:
@@ -75,12 +72,8 @@ func FoldOrder(s Order, e eventstore.Event) (Order, error) {
 			return s, fmt.Errorf("event %d of order %s: %s before %s", e.Sequence, e.AggregateID, e.Type, order.EventOrderCreated)
 		}
 	}
-	at := Millis(e.OccurredAt)
+	at := touch(&s.CreatedAt, &s.UpdatedAt, e)
 	s.State = order.Apply(s.State, de)
-	if s.CreatedAt.IsZero() {
-		s.CreatedAt = at
-	}
-	s.UpdatedAt = at
 	if _, ok := de.(order.OrderCancelled); ok {
 		s.DeletedAt = at
 	}
@@ -92,12 +85,9 @@ func FoldOrder(s Order, e eventstore.Event) (Order, error) {
 // one of another aggregate type, of a type or payload the codec does not
 // know, one before the customer's registration, or ids that are not UUIDs.
 func FoldCustomer(s Customer, e eventstore.Event) (Customer, error) {
-	if e.AggregateType != "" && e.AggregateType != customer.AggregateType {
-		return s, fmt.Errorf("event %d of %s: a %s event is not a customer event", e.Sequence, e.AggregateID, e.AggregateType)
-	}
-	de, err := eventcodec.CustomerCodec{}.DecodeEvent(e.Type, e.Data)
+	de, err := decode(e, customer.AggregateType, "a customer", eventcodec.CustomerCodec{}.DecodeEvent)
 	if err != nil {
-		return s, fmt.Errorf("event %d of customer %s: %w", e.Sequence, e.AggregateID, err)
+		return s, err
 	}
 	var idErr error
 	switch de := de.(type) {
@@ -114,13 +104,35 @@ func FoldCustomer(s Customer, e eventstore.Event) (Customer, error) {
 	if _, ok := de.(customer.CustomerRegistered); !ok && !s.State.Exists() {
 		return s, fmt.Errorf("event %d of customer %s: %s before %s", e.Sequence, e.AggregateID, e.Type, customer.EventCustomerRegistered)
 	}
-	at := Millis(e.OccurredAt)
+	touch(&s.CreatedAt, &s.UpdatedAt, e)
 	s.State = customer.Apply(s.State, de)
-	if s.CreatedAt.IsZero() {
-		s.CreatedAt = at
-	}
-	s.UpdatedAt = at
 	return s, nil
+}
+
+// decode checks that e is an event of aggregateType (named in the errors
+// as what, e.g. "an order") and decodes it with the codec's dec.
+func decode[E any](e eventstore.Event, aggregateType, what string, dec func(typ string, data []byte) (E, error)) (E, error) {
+	if e.AggregateType != "" && e.AggregateType != aggregateType {
+		var zero E
+		return zero, fmt.Errorf("event %d of %s: a %s event is not %s event", e.Sequence, e.AggregateID, e.AggregateType, what)
+	}
+	de, err := dec(e.Type, e.Data)
+	if err != nil {
+		return de, fmt.Errorf("event %d of %s %s: %w", e.Sequence, aggregateType, e.AggregateID, err)
+	}
+	return de, nil
+}
+
+// touch records that e occurred, at millisecond precision: as the time of
+// creation if created is not yet set, and as the time of the latest update.
+// It returns that time.
+func touch(created, updated *time.Time, e eventstore.Event) time.Time {
+	at := Millis(e.OccurredAt)
+	if created.IsZero() {
+		*created = at
+	}
+	*updated = at
+	return at
 }
 
 // Millis returns t in UTC truncated to milliseconds, the precision of a CQL

@@ -16,26 +16,14 @@ import (
 // OrderReadModel is the view of each order as one row of order_read_model.
 // A cancelled order keeps its row, marked is_deleted with deleted_at.
 func OrderReadModel() projector.View[Order] {
-	return projector.View[Order]{
-		Name:          "order-read-model",
-		AggregateType: order.AggregateType,
-		Tables:        []string{OrderReadModelTable},
-		Fold:          FoldOrder,
-		Write:         writeOrderReadModel,
-	}
+	return orderView("order-read-model", OrderReadModelTable, writeOrderReadModel)
 }
 
 // OrdersByCustomer is the view of each customer's orders, newest first,
 // one row per order in orders_by_customer, kept current on every change
 // (a cancelled order stays, with status CANCELLED).
 func OrdersByCustomer() projector.View[Order] {
-	return projector.View[Order]{
-		Name:          "orders-by-customer",
-		AggregateType: order.AggregateType,
-		Tables:        []string{OrdersByCustomerTable},
-		Fold:          FoldOrder,
-		Write:         writeOrdersByCustomer,
-	}
+	return orderView("orders-by-customer", OrdersByCustomerTable, writeOrdersByCustomer)
 }
 
 // OrdersByStatus is the view of orders by status, newest first. The status
@@ -43,13 +31,7 @@ func OrdersByCustomer() projector.View[Order] {
 // deletes it from the old status partition and inserts it into the new
 // one, and an order is always in exactly one partition.
 func OrdersByStatus() projector.View[Order] {
-	return projector.View[Order]{
-		Name:          "orders-by-status",
-		AggregateType: order.AggregateType,
-		Tables:        []string{OrdersByStatusTable},
-		Fold:          FoldOrder,
-		Write:         writeOrdersByStatus,
-	}
+	return orderView("orders-by-status", OrdersByStatusTable, writeOrdersByStatus)
 }
 
 // CustomerReadModel is the view of each customer as one row of
@@ -61,6 +43,18 @@ func CustomerReadModel() projector.View[Customer] {
 		Tables:        []string{CustomerReadModelTable},
 		Fold:          FoldCustomer,
 		Write:         writeCustomerReadModel,
+	}
+}
+
+// orderView is a view of order events, folded by FoldOrder, that owns one
+// table.
+func orderView(name, table string, write func(*gocql.Batch, gocql.UUID, Order, bool, Order, int64) error) projector.View[Order] {
+	return projector.View[Order]{
+		Name:          name,
+		AggregateType: order.AggregateType,
+		Tables:        []string{table},
+		Fold:          FoldOrder,
+		Write:         write,
 	}
 }
 
@@ -82,109 +76,126 @@ const (
 		` (customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
-// previous returns the row old was written as, if it was. A state's
-// version is the number of events folded into it, which is the sequence of
+// rowState is a state a view keeps: whether the aggregate exists, and its
+// version, the number of events folded into it, which is the sequence of
 // the last one.
-func previous[S interface {
+type rowState interface {
 	exists() bool
 	version() int64
-}, R any](old S, existed bool, row func(S, int64) (R, error)) (R, bool) {
+}
+
+// rowTable is how a view writes the one row an aggregate has in its table.
+type rowTable[S rowState, R any] struct {
+	// rowOf is the row of aggregate id in state s at version.
+	rowOf func(id gocql.UUID, s S, version int64) (R, error)
+	// insert adds the full-row INSERT of r to b.
+	insert func(b *gocql.Batch, r R)
+	// key, for a table keyed by more than the aggregate id, is the primary
+	// key of r in the order of del's placeholders; nil otherwise.
+	key func(r R) []any
+	// del deletes the row of a key.
+	del string
+}
+
+// write adds to b the statements that turn the aggregate's row from that
+// of old (written, if existed) into that of s at seq: nothing while the
+// aggregate does not exist or when the row is unchanged, else the row, and,
+// when its key changed, the deletion of the old row first.
+func (t rowTable[S, R]) write(b *gocql.Batch, id gocql.UUID, old S, existed bool, s S, seq int64) error {
+	if !s.exists() {
+		return nil
+	}
+	row, err := t.rowOf(id, s, seq)
+	if err != nil {
+		return err
+	}
+	prev, ok := t.previous(id, old, existed)
+	if ok && reflect.DeepEqual(prev, row) {
+		return nil
+	}
+	if ok && t.key != nil {
+		if k := t.key(prev); !sameKey(k, t.key(row)) {
+			b.Query(t.del, k...)
+		}
+	}
+	t.insert(b, row)
+	return nil
+}
+
+// previous returns the row old was written as, if it was.
+func (t rowTable[S, R]) previous(id gocql.UUID, old S, existed bool) (R, bool) {
 	var zero R
 	if !existed || !old.exists() {
 		return zero, false
 	}
-	r, err := row(old, old.version())
+	r, err := t.rowOf(id, old, old.version())
 	if err != nil {
 		return zero, false
 	}
 	return r, true
 }
 
-func writeOrderReadModel(b *gocql.Batch, id gocql.UUID, old Order, existed bool, s Order, seq int64) error {
-	if !s.State.Exists() {
-		return nil
+// sameKey reports whether two primary keys are equal, comparing times as
+// instants.
+func sameKey(a, b []any) bool {
+	for i := range a {
+		if at, ok := a[i].(time.Time); ok {
+			if !at.Equal(b[i].(time.Time)) {
+				return false
+			}
+		} else if a[i] != b[i] {
+			return false
+		}
 	}
-	build := func(s Order, v int64) (OrderRow, error) { return OrderRowOf(id, s, v) }
-	row, err := build(s, seq)
-	if err != nil {
-		return err
-	}
-	if prev, ok := previous(old, existed, build); ok && reflect.DeepEqual(prev, row) {
-		return nil
-	}
-	b.Query(insertOrder, row.OrderID, row.CustomerID, row.Items, row.Status, row.CreatedAt, row.UpdatedAt,
-		row.Version, row.IsDeleted, nullTime(row.DeletedAt))
-	return nil
+	return true
 }
 
-func writeOrdersByCustomer(b *gocql.Batch, id gocql.UUID, old Order, existed bool, s Order, seq int64) error {
-	if !s.State.Exists() {
-		return nil
-	}
-	build := func(s Order, v int64) (CustomerOrderRow, error) { return customerOrderRowOf(id, s, v) }
-	row, err := build(s, seq)
-	if err != nil {
-		return err
-	}
-	prev, ok := previous(old, existed, build)
-	if ok && prev == row {
-		return nil
-	}
-	// The key never changes for a well-formed history; should it, the row
-	// moves rather than being duplicated.
-	if ok && (prev.CustomerID != row.CustomerID || !prev.CreatedAt.Equal(row.CreatedAt) || prev.OrderID != row.OrderID) {
-		b.Query(deleteOrderByCustomer, prev.CustomerID, prev.CreatedAt, prev.OrderID)
-	}
-	b.Query(insertOrderByCustomer, row.CustomerID, row.CreatedAt, row.OrderID, row.Status, row.Version)
-	return nil
-}
+var writeOrderReadModel = rowTable[Order, OrderRow]{
+	rowOf: OrderRowOf,
+	insert: func(b *gocql.Batch, r OrderRow) {
+		b.Query(insertOrder, r.OrderID, r.CustomerID, r.Items, r.Status, r.CreatedAt, r.UpdatedAt,
+			r.Version, r.IsDeleted, nullTime(r.DeletedAt))
+	},
+}.write
 
-func writeOrdersByStatus(b *gocql.Batch, id gocql.UUID, old Order, existed bool, s Order, seq int64) error {
-	if !s.State.Exists() {
-		return nil
-	}
-	build := func(s Order, v int64) (StatusOrderRow, error) { return statusOrderRowOf(id, s, v) }
-	row, err := build(s, seq)
-	if err != nil {
-		return err
-	}
-	prev, ok := previous(old, existed, build)
-	if ok && prev == row {
-		return nil
-	}
-	// Deleting and inserting the same key in one batch would leave the
-	// row deleted (both writes carry the batch's timestamp and a tombstone
-	// wins a tie), so the old row is deleted only when its key differs.
-	if ok && (prev.Status != row.Status || !prev.CreatedAt.Equal(row.CreatedAt) || prev.OrderID != row.OrderID) {
-		b.Query(deleteOrderByStatus, prev.Status, prev.CreatedAt, prev.OrderID)
-	}
-	b.Query(insertOrderByStatus, row.Status, row.CreatedAt, row.OrderID, row.CustomerID, row.Version)
-	return nil
-}
+// The key of orders_by_customer never changes for a well-formed history;
+// should it, the row moves rather than being duplicated.
+var writeOrdersByCustomer = rowTable[Order, CustomerOrderRow]{
+	rowOf: customerOrderRowOf,
+	insert: func(b *gocql.Batch, r CustomerOrderRow) {
+		b.Query(insertOrderByCustomer, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version)
+	},
+	key: func(r CustomerOrderRow) []any { return []any{r.CustomerID, r.CreatedAt, r.OrderID} },
+	del: deleteOrderByCustomer,
+}.write
 
-func writeCustomerReadModel(b *gocql.Batch, id gocql.UUID, old Customer, existed bool, s Customer, seq int64) error {
-	if !s.State.Exists() {
-		return nil
-	}
-	build := func(s Customer, v int64) (CustomerRow, error) { return CustomerRowOf(id, s, v) }
-	row, err := build(s, seq)
-	if err != nil {
-		return err
-	}
-	if prev, ok := previous(old, existed, build); ok && reflect.DeepEqual(prev, row) {
-		return nil
-	}
-	b.Query(insertCustomer, row.CustomerID, row.Name, row.Email, nullString(row.Phone), row.Addresses,
-		row.Tier, row.Status, row.Version, row.CreatedAt, row.UpdatedAt)
-	return nil
-}
+// Deleting and inserting the same key of orders_by_status in one batch
+// would leave the row deleted (both writes carry the batch's timestamp and
+// a tombstone wins a tie), so the old row is deleted only when its key
+// differs.
+var writeOrdersByStatus = rowTable[Order, StatusOrderRow]{
+	rowOf: statusOrderRowOf,
+	insert: func(b *gocql.Batch, r StatusOrderRow) {
+		b.Query(insertOrderByStatus, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version)
+	},
+	key: func(r StatusOrderRow) []any { return []any{r.Status, r.CreatedAt, r.OrderID} },
+	del: deleteOrderByStatus,
+}.write
+
+var writeCustomerReadModel = rowTable[Customer, CustomerRow]{
+	rowOf: CustomerRowOf,
+	insert: func(b *gocql.Batch, r CustomerRow) {
+		b.Query(insertCustomer, r.CustomerID, r.Name, r.Email, nullString(r.Phone), r.Addresses,
+			r.Tier, r.Status, r.Version, r.CreatedAt, r.UpdatedAt)
+	},
+}.write
 
 // OrderRowOf is the order_read_model row of order id in state s at version:
 // what the projector writes, and what a read of a past version answers.
 func OrderRowOf(id gocql.UUID, s Order, version int64) (OrderRow, error) {
-	customerID, err := gocql.ParseUUID(s.State.CustomerID)
+	customerID, err := customerOf(id, s)
 	if err != nil {
-		return OrderRow{}, fmt.Errorf("order %s: customer id %q: %w", id, s.State.CustomerID, err)
+		return OrderRow{}, err
 	}
 	var items []OrderItemRow
 	for _, it := range s.State.Items {
@@ -215,9 +226,9 @@ func OrderRowOf(id gocql.UUID, s Order, version int64) (OrderRow, error) {
 // customerOrderRowOf is the orders_by_customer row of order id in state s
 // at version.
 func customerOrderRowOf(id gocql.UUID, s Order, version int64) (CustomerOrderRow, error) {
-	customerID, err := gocql.ParseUUID(s.State.CustomerID)
+	customerID, err := customerOf(id, s)
 	if err != nil {
-		return CustomerOrderRow{}, fmt.Errorf("order %s: customer id %q: %w", id, s.State.CustomerID, err)
+		return CustomerOrderRow{}, err
 	}
 	return CustomerOrderRow{
 		CustomerID: customerID,
@@ -231,9 +242,9 @@ func customerOrderRowOf(id gocql.UUID, s Order, version int64) (CustomerOrderRow
 // statusOrderRowOf is the orders_by_status row of order id in state s at
 // version.
 func statusOrderRowOf(id gocql.UUID, s Order, version int64) (StatusOrderRow, error) {
-	customerID, err := gocql.ParseUUID(s.State.CustomerID)
+	customerID, err := customerOf(id, s)
 	if err != nil {
-		return StatusOrderRow{}, fmt.Errorf("order %s: customer id %q: %w", id, s.State.CustomerID, err)
+		return StatusOrderRow{}, err
 	}
 	return StatusOrderRow{
 		Status:     s.State.Status.String(),
@@ -242,6 +253,16 @@ func statusOrderRowOf(id gocql.UUID, s Order, version int64) (StatusOrderRow, er
 		CustomerID: customerID,
 		Version:    version,
 	}, nil
+}
+
+// customerOf is the customer of order id in state s, the UUID every order
+// row carries.
+func customerOf(id gocql.UUID, s Order) (gocql.UUID, error) {
+	customerID, err := gocql.ParseUUID(s.State.CustomerID)
+	if err != nil {
+		return gocql.UUID{}, fmt.Errorf("order %s: customer id %q: %w", id, s.State.CustomerID, err)
+	}
+	return customerID, nil
 }
 
 // CustomerRowOf is the customer_read_model row of customer id in state s

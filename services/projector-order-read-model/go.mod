@@ -7,13 +7,13 @@ replace github.com/orderstream/orderstream/pkg => ../../pkg
 replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
 
 require (
-	github.com/IBM/sarama v1.61.1
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
 	github.com/rs/zerolog v1.35.1
 	github.com/stretchr/testify v1.12.1
 )
 
 require (
+	github.com/IBM/sarama v1.61.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

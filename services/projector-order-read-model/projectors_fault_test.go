@@ -14,16 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
-	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/loadgen"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
@@ -48,35 +46,8 @@ func TestFaultProjectorsKilledUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 
 	// Private topics, and the relay in this process.
-	prefix := stacktest.UniqueName("fault")
-	sc, err := kc.Sarama("projector-fault")
-	require.NoError(t, err)
-	client, err := kafka.Connect(ctx, kc, sc)
-	require.NoError(t, err)
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	require.NoError(t, err)
-	require.NoError(t, relay.EnsureTopics(admin, prefix, 6, 1))
-	t.Cleanup(func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
-		_ = client.Close()
-	})
-	psc, err := kc.Sarama("projector-fault-relay")
-	require.NoError(t, err)
-	producer, err := relay.NewProducer(kc.Brokers, psc)
-	require.NoError(t, err)
-	rcfg := relay.DefaultConfig()
-	rcfg.TopicPrefix = prefix
-	r, err := relay.New(rcfg, session, store, producer, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	rctx, stopRelay := context.WithCancel(ctx)
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- r.Run(rctx) }()
-	defer func() {
-		stopRelay()
-		require.NoError(t, <-relayDone)
-		_ = producer.Close()
-	}()
+	prefix := relaytest.Topics(ctx, t, kc, "fault", 6)
+	defer relaytest.Run(ctx, t, session, store, kc, prefix)()
 
 	// The four projector services.
 	type service struct {

@@ -7,7 +7,6 @@ replace github.com/orderstream/orderstream/pkg => ../../pkg
 replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
 
 require (
-	github.com/IBM/sarama v1.61.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gocql/gocql v1.17.0
 	github.com/google/uuid v1.6.0
@@ -19,6 +18,7 @@ require (
 )
 
 require (
+	github.com/IBM/sarama v1.61.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -8,17 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/orderstream/orderstream/pkg/domain/order"
-	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -27,31 +25,9 @@ import (
 func (e *env) runPipeline(ctx context.Context, t *testing.T) {
 	t.Helper()
 	kc := stacktest.RequireKafka(t)
-	prefix := stacktest.UniqueName("qsit")
-	sc, err := kc.Sarama("query-it")
-	require.NoError(t, err)
-	client, err := kafka.Connect(ctx, kc, sc)
-	require.NoError(t, err)
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	require.NoError(t, err)
-	require.NoError(t, relay.EnsureTopics(admin, prefix, 3, 1))
-	t.Cleanup(func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
-		_ = client.Close()
-	})
-
-	rsc, err := kc.Sarama("query-it-relay")
-	require.NoError(t, err)
-	producer, err := relay.NewProducer(kc.Brokers, rsc)
-	require.NoError(t, err)
-	rcfg := relay.DefaultConfig()
-	rcfg.TopicPrefix = prefix
-	r, err := relay.New(rcfg, e.session, e.store, producer, zerolog.Nop(), nil)
-	require.NoError(t, err)
+	prefix := relaytest.Topics(ctx, t, kc, "qsit", 3)
+	relaytest.Run(ctx, t, e.session, e.store, kc, prefix)
 	ctx, cancel := context.WithCancel(ctx)
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- r.Run(ctx) }()
 
 	pcfg := projector.DefaultConfig()
 	pcfg.Group = stacktest.UniqueName("query-it-")
@@ -64,9 +40,7 @@ func (e *env) runPipeline(ctx context.Context, t *testing.T) {
 	go func() { projDone <- p.Run(ctx, kc.Brokers, psc) }()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-relayDone)
 		require.NoError(t, <-projDone)
-		_ = producer.Close()
 	})
 }
 

@@ -30,7 +30,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,7 +38,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/cmd/internal/benchkit"
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
@@ -82,14 +80,7 @@ type bench struct {
 
 func run() error {
 	ctx := context.Background()
-	cfg := cql.DefaultConfig()
-	cfg.Hosts = strings.Split(*hosts, ",")
-	cfg.Keyspace = *keyspace
-	cfg.NumConns = 4
-	if err := benchkit.PrepareKeyspace(ctx, cfg, true); err != nil {
-		return err
-	}
-	session, err := cql.Connect(ctx, cfg, cfg.Keyspace, zerolog.Nop())
+	session, err := benchkit.Open(ctx, *hosts, *keyspace, true)
 	if err != nil {
 		return err
 	}
@@ -110,7 +101,7 @@ func run() error {
 	kc := kafka.DefaultConfig()
 	kc.Brokers = strings.Split(*brokers, ",")
 	b := &bench{session: session, store: store, orders: orders, customers: customers, kc: kc, prefix: fmt.Sprintf("bench%d", time.Now().UnixNano())}
-	cleanup, err := b.topics(ctx)
+	cleanup, err := benchkit.Topics(ctx, kc, b.prefix, int32(*partitions))
 	if err != nil {
 		return err
 	}
@@ -159,31 +150,6 @@ func run() error {
 	}
 	print(rows, lat)
 	return nil
-}
-
-func (b *bench) topics(ctx context.Context) (func(), error) {
-	sc, err := b.kc.Sarama("projbench-admin")
-	if err != nil {
-		return nil, err
-	}
-	client, err := kafka.Connect(ctx, b.kc, sc)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	if err := relay.EnsureTopics(admin, b.prefix, int32(*partitions), 1); err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	return func() {
-		_ = admin.DeleteTopic(relay.TopicOf(b.prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(b.prefix, "customer"))
-		_ = client.Close()
-	}, nil
 }
 
 func (b *bench) countEvents(ctx context.Context) (map[string]int64, error) {
@@ -521,28 +487,13 @@ func (b *bench) latency(ctx context.Context, backlog int64) (latencies, error) {
 }
 
 func (b *bench) startRelayWith(ctx context.Context, reg *prometheus.Registry) (func(), error) {
-	sc, err := b.kc.Sarama("projbench-relay")
-	if err != nil {
-		return nil, err
-	}
-	producer, err := relay.NewProducer(b.kc.Brokers, sc)
-	if err != nil {
-		return nil, err
-	}
 	cfg := relay.DefaultConfig()
 	cfg.TopicPrefix = b.prefix
-	r, err := relay.New(cfg, b.session, b.store, producer, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), reg)
+	stop, err := benchkit.StartRelay(ctx, b.session, b.store, b.kc, cfg, reg, nil)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	return func() {
-		cancel()
-		<-done
-		_ = producer.Close()
-	}, nil
+	return func() { _ = stop() }, nil
 }
 
 func print(rows []row, lat latencies) {

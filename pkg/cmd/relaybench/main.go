@@ -46,11 +46,9 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/cmd/internal/benchkit"
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
@@ -93,14 +91,7 @@ func run() error {
 	if *aggregates < 1 || *backlog < *aggregates {
 		return fmt.Errorf("-events (%d) must be at least -aggregates (%d), which must be positive", *backlog, *aggregates)
 	}
-	cfg := cql.DefaultConfig()
-	cfg.Hosts = strings.Split(*hosts, ",")
-	cfg.Keyspace = *keyspace
-	cfg.NumConns = 4
-	if err := benchkit.PrepareKeyspace(ctx, cfg, true); err != nil {
-		return err
-	}
-	session, err := cql.Connect(ctx, cfg, cfg.Keyspace, zerolog.Nop())
+	session, err := benchkit.Open(ctx, *hosts, *keyspace, true)
 	if err != nil {
 		return err
 	}
@@ -111,7 +102,7 @@ func run() error {
 	}
 	kc := kafka.DefaultConfig()
 	kc.Brokers = strings.Split(*brokers, ",")
-	cleanup, err := ensureTopics(ctx, kc)
+	cleanup, err := benchkit.Topics(ctx, kc, prefix, 12)
 	if err != nil {
 		return err
 	}
@@ -180,31 +171,6 @@ func run() error {
 // prefix names the bench's own topics, deleted at the end, so that its
 // records never reach the default topics a local stack's projectors read.
 var prefix = fmt.Sprintf("relaybench%d", time.Now().UnixNano())
-
-func ensureTopics(ctx context.Context, kc kafka.Config) (func(), error) {
-	sc, err := kc.Sarama("relaybench-admin")
-	if err != nil {
-		return nil, err
-	}
-	client, err := kafka.Connect(ctx, kc, sc)
-	if err != nil {
-		return nil, err
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	if err := relay.EnsureTopics(admin, prefix, 12, 1); err != nil {
-		_ = client.Close()
-		return nil, err
-	}
-	return func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
-		_ = client.Close()
-	}, nil
-}
 
 // message is the relay's record of e, on the bench's topic.
 func message(e eventstore.Event) (*sarama.ProducerMessage, error) {
@@ -444,30 +410,16 @@ func (t *timedProducer) SendMessage(msg *sarama.ProducerMessage) (int32, int64, 
 
 // startRelay runs a relay on the bench's keyspace until stop is called.
 func (b *bench) startRelay(ctx context.Context, target int64) (*timedProducer, *prometheus.Registry, func() error, error) {
-	sc, err := b.kc.Sarama("relaybench-relay")
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	p, err := relay.NewProducer(b.kc.Brokers, sc)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tp := &timedProducer{Producer: p, target: target, done: make(chan struct{})}
 	cfg := relay.DefaultConfig()
 	cfg.Workers, cfg.MaxInFlight, cfg.TopicPrefix = *workers, *inFlight, prefix
 	reg := prometheus.NewRegistry()
-	r, err := relay.New(cfg, b.session, b.store, tp, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), reg)
+	var tp *timedProducer
+	stop, err := benchkit.StartRelay(ctx, b.session, b.store, b.kc, cfg, reg, func(p relay.Producer) relay.Producer {
+		tp = &timedProducer{Producer: p, target: target, done: make(chan struct{})}
+		return tp
+	})
 	if err != nil {
-		_ = p.Close()
 		return nil, nil, nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	stop := func() error {
-		cancel()
-		err := <-done
-		return errors.Join(err, p.Close())
 	}
 	return tp, reg, stop, nil
 }

@@ -33,7 +33,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/orderstream/orderstream/pkg/cmd/internal/benchkit"
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
 
@@ -69,14 +68,7 @@ func run() error {
 	flag.Parse()
 	ctx := context.Background()
 
-	cfg := cql.DefaultConfig()
-	cfg.Hosts = strings.Split(*hosts, ",")
-	cfg.Keyspace = *keyspace
-	cfg.NumConns = 4
-	if err := benchkit.PrepareKeyspace(ctx, cfg, false); err != nil {
-		return err
-	}
-	session, err := cql.Connect(ctx, cfg, cfg.Keyspace, zerolog.Nop())
+	session, err := benchkit.Open(ctx, *hosts, *keyspace, false)
 	if err != nil {
 		return err
 	}

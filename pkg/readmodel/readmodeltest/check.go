@@ -109,47 +109,42 @@ func CheckTables(ctx context.Context, session *gocql.Session, store *eventstore.
 		return Report{}, err
 	}
 	rep.Tables = map[string]TableCounts{}
-	if want[readmodel.OrderReadModelTable] {
-		got, err := scanTable(ctx, session, `SELECT order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at FROM order_read_model`,
-			func(r *readmodel.OrderRow) []any {
-				return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt}
-			},
-			func(r readmodel.OrderRow) string { return r.OrderID.String() })
-		if err != nil {
-			return Report{}, err
-		}
-		compare(&rep, readmodel.OrderReadModelTable, exp.orders, got)
+	checks := map[string]func(table string) error{
+		readmodel.OrderReadModelTable: func(table string) error {
+			return checkTable(ctx, session, &rep, table,
+				`order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at`,
+				func(r *readmodel.OrderRow) []any {
+					return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt}
+				},
+				func(r readmodel.OrderRow) string { return r.OrderID.String() }, exp.orders)
+		},
+		readmodel.OrdersByCustomerTable: func(table string) error {
+			return checkTable(ctx, session, &rep, table, `customer_id, created_at, order_id, status, version`,
+				func(r *readmodel.CustomerOrderRow) []any {
+					return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version}
+				}, customerOrderKey, exp.byCustomer)
+		},
+		readmodel.OrdersByStatusTable: func(table string) error {
+			return checkTable(ctx, session, &rep, table, `status, created_at, order_id, customer_id, version`,
+				func(r *readmodel.StatusOrderRow) []any {
+					return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version}
+				}, statusOrderKey, exp.byStatus)
+		},
+		readmodel.CustomerReadModelTable: func(table string) error {
+			return checkTable(ctx, session, &rep, table,
+				`customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at`,
+				func(r *readmodel.CustomerRow) []any {
+					return []any{&r.CustomerID, &r.Name, &r.Email, &r.Phone, &r.Addresses, &r.Tier, &r.Status, &r.Version, &r.CreatedAt, &r.UpdatedAt}
+				},
+				func(r readmodel.CustomerRow) string { return r.CustomerID.String() }, exp.customers)
+		},
 	}
-	if want[readmodel.OrdersByCustomerTable] {
-		got, err := scanTable(ctx, session, `SELECT customer_id, created_at, order_id, status, version FROM orders_by_customer`,
-			func(r *readmodel.CustomerOrderRow) []any {
-				return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version}
-			}, customerOrderKey)
-		if err != nil {
-			return Report{}, err
+	for _, t := range readmodel.Tables() {
+		if want[t] {
+			if err := checks[t](t); err != nil {
+				return Report{}, err
+			}
 		}
-		compare(&rep, readmodel.OrdersByCustomerTable, exp.byCustomer, got)
-	}
-	if want[readmodel.OrdersByStatusTable] {
-		got, err := scanTable(ctx, session, `SELECT status, created_at, order_id, customer_id, version FROM orders_by_status`,
-			func(r *readmodel.StatusOrderRow) []any {
-				return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version}
-			}, statusOrderKey)
-		if err != nil {
-			return Report{}, err
-		}
-		compare(&rep, readmodel.OrdersByStatusTable, exp.byStatus, got)
-	}
-	if want[readmodel.CustomerReadModelTable] {
-		got, err := scanTable(ctx, session, `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM customer_read_model`,
-			func(r *readmodel.CustomerRow) []any {
-				return []any{&r.CustomerID, &r.Name, &r.Email, &r.Phone, &r.Addresses, &r.Tier, &r.Status, &r.Version, &r.CreatedAt, &r.UpdatedAt}
-			},
-			func(r readmodel.CustomerRow) string { return r.CustomerID.String() })
-		if err != nil {
-			return Report{}, err
-		}
-		compare(&rep, readmodel.CustomerReadModelTable, exp.customers, got)
 	}
 	return rep, nil
 }
@@ -185,40 +180,40 @@ func expectedRows(ctx context.Context, session *gocql.Session, store *eventstore
 	}
 	up := eventcodec.NewUpcasters()
 	for _, a := range aggs {
+		var err error
 		switch {
 		case a.typ == order.AggregateType && orders:
-			h, err := readHistory(ctx, store, up, a.id, eventcodec.OrderCodec{}.DecodeEvent, orderCreated)
-			if err != nil {
-				return expected{}, Report{}, err
-			}
-			rep.Aggregates++
-			if h.unreadable != "" {
-				rep.Unreadable = append(rep.Unreadable, h.unreadable)
-			}
-			if len(h.events) == 0 {
-				continue
-			}
-			if err := expectOrder(&exp, a.id, h); err != nil {
-				rep.Unreadable = append(rep.Unreadable, err.Error())
-			}
+			err = expectAggregate(ctx, store, up, a.id, &exp, &rep, eventcodec.OrderCodec{}.DecodeEvent, orderCreated, expectOrder)
 		case a.typ == customer.AggregateType && customers:
-			h, err := readHistory(ctx, store, up, a.id, eventcodec.CustomerCodec{}.DecodeEvent, customerRegistered)
-			if err != nil {
-				return expected{}, Report{}, err
-			}
-			rep.Aggregates++
-			if h.unreadable != "" {
-				rep.Unreadable = append(rep.Unreadable, h.unreadable)
-			}
-			if len(h.events) == 0 {
-				continue
-			}
-			if err := expectCustomer(&exp, a.id, h); err != nil {
-				rep.Unreadable = append(rep.Unreadable, err.Error())
-			}
+			err = expectAggregate(ctx, store, up, a.id, &exp, &rep, eventcodec.CustomerCodec{}.DecodeEvent, customerRegistered, expectCustomer)
+		}
+		if err != nil {
+			return expected{}, Report{}, err
 		}
 	}
 	return exp, rep, nil
+}
+
+// expectAggregate reads the history of aggregate id, counts it in rep, and
+// records the rows it calls for in exp with expect; what cannot be read is
+// reported as unreadable. An error is a failure to read the event store.
+func expectAggregate[E any](ctx context.Context, store *eventstore.Store, up *eventstore.Upcasters, id gocql.UUID, exp *expected, rep *Report,
+	decode func(string, []byte) (E, error), creates func(E) bool, expect func(*expected, gocql.UUID, history[E]) error) error {
+	h, err := readHistory(ctx, store, up, id, decode, creates)
+	if err != nil {
+		return err
+	}
+	rep.Aggregates++
+	if h.unreadable != "" {
+		rep.Unreadable = append(rep.Unreadable, h.unreadable)
+	}
+	if len(h.events) == 0 {
+		return nil
+	}
+	if err := expect(exp, id, h); err != nil {
+		rep.Unreadable = append(rep.Unreadable, err.Error())
+	}
+	return nil
 }
 
 func orderCreated(e order.Event) bool {
@@ -353,6 +348,18 @@ func formatTime(t time.Time) string {
 		return "null"
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// checkTable reads the columns of a whole table, rows keyed by key, and
+// records in rep how they differ from want.
+func checkTable[R any](ctx context.Context, session *gocql.Session, rep *Report, table, columns string,
+	dest func(*R) []any, key func(R) string, want map[string]R) error {
+	got, err := scanTable(ctx, session, `SELECT `+columns+` FROM `+table, dest, key)
+	if err != nil {
+		return err
+	}
+	compare(rep, table, want, got)
+	return nil
 }
 
 // scanTable reads a whole table, page by page, keyed by key.

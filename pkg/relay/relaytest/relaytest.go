@@ -1,0 +1,69 @@
+// Package relaytest runs the relay inside integration tests, on topics of
+// the test's own, so that a test's records never reach the default topics
+// a local stack's projectors read.
+package relaytest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/IBM/sarama"
+	"github.com/gocql/gocql"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/stacktest"
+)
+
+// Topics creates the topics of a new prefix (starting with name) with the
+// given partitions, deletes them when the test ends, and returns the
+// prefix.
+func Topics(ctx context.Context, t testing.TB, kc kafka.Config, name string, partitions int32) string {
+	t.Helper()
+	prefix := stacktest.UniqueName(name)
+	sc, err := kc.Sarama("relaytest-admin")
+	require.NoError(t, err)
+	client, err := kafka.Connect(ctx, kc, sc)
+	require.NoError(t, err)
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	require.NoError(t, err)
+	require.NoError(t, relay.EnsureTopics(admin, prefix, partitions, 1))
+	t.Cleanup(func() {
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = client.Close()
+	})
+	return prefix
+}
+
+// Run runs a relay publishing under prefix until the test ends (or stop
+// is called); it must end without error.
+func Run(ctx context.Context, t testing.TB, session *gocql.Session, store *eventstore.Store, kc kafka.Config, prefix string) (stop func()) {
+	t.Helper()
+	sc, err := kc.Sarama("relaytest-relay")
+	require.NoError(t, err)
+	producer, err := relay.NewProducer(kc.Brokers, sc)
+	require.NoError(t, err)
+	cfg := relay.DefaultConfig()
+	cfg.TopicPrefix = prefix
+	r, err := relay.New(cfg, session, store, producer, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		require.NoError(t, <-done)
+		_ = producer.Close()
+	}
+	t.Cleanup(stop)
+	return stop
+}
