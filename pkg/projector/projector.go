@@ -83,7 +83,7 @@ type Projector[S any] struct {
 	m         *projectorMetrics
 	component string
 
-	parked     atomic.Pointer[map[gocql.UUID]bool]
+	parked     deadletter.Set
 	parkedAt   atomic.Int64 // unix nanos of the last read of the parked set
 	rebuilding atomic.Bool
 	unknown    atomic.Int64
@@ -343,15 +343,7 @@ func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error
 	if err != nil {
 		return err
 	}
-	if parked := p.parked.Load(); parked != nil {
-		next := make(map[gocql.UUID]bool, len(*parked)+1)
-		for k := range *parked {
-			next[k] = true
-		}
-		next[e.AggregateID] = true
-		p.parked.Store(&next)
-		p.m.parked.Set(float64(len(next)))
-	}
+	p.m.parked.Set(float64(p.parked.Add(e.AggregateID)))
 	p.m.deadLettered.Inc()
 	p.logger.Error().Err(cause).Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Str("event_type", e.Type).
 		Str("dlq_id", dlqID.String()).Msg("event dead-lettered; its aggregate is parked for this projector")
@@ -364,15 +356,14 @@ func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error
 func (p *Projector[S]) isParked(ctx context.Context, id gocql.UUID) bool {
 	if time.Since(time.Unix(0, p.parkedAt.Load())) > p.cfg.ParkedEvery {
 		if parked, err := deadletter.Parked(ctx, p.session, p.component); err == nil {
-			p.parked.Store(&parked)
+			p.parked.Replace(parked)
 			p.parkedAt.Store(time.Now().UnixNano())
 			p.m.parked.Set(float64(len(parked)))
 		} else {
 			p.logger.Warn().Err(err).Msg("reading the parked aggregates")
 		}
 	}
-	parked := p.parked.Load()
-	return parked != nil && (*parked)[id]
+	return p.parked.Has(id)
 }
 
 // handleRetrying applies a record, retrying transient failures with

@@ -64,22 +64,7 @@ func (h *harness) runRelay(ctx context.Context, t *testing.T) {
 // published waits until every committed event is published.
 func (h *harness) published(ctx context.Context, t *testing.T) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		iter := h.session.Query(`SELECT DISTINCT aggregate_id, current_sequence, published_sequence FROM event_store`).WithContext(ctx).Iter()
-		var (
-			id  gocql.UUID
-			cur int64
-			pub *int64
-		)
-		behind := false
-		for iter.Scan(&id, &cur, &pub) {
-			if pub == nil || *pub < cur {
-				behind = true
-			}
-			pub = nil
-		}
-		return iter.Close() == nil && !behind
-	}, 2*time.Minute, 200*time.Millisecond, "the relay did not publish everything")
+	relaytest.WaitPublished(ctx, t, h.session, 2*time.Minute)
 }
 
 func newProjector[S any](t *testing.T, h *harness, view projector.View[S], reg prometheus.Registerer) *projector.Projector[S] {

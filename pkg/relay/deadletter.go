@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/gocql/gocql"
-
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
@@ -28,15 +26,7 @@ func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, cause error)
 	}
 	// Parked at once: the next read of recent commits must not find it
 	// again before a full scan reloads the parked set.
-	r.parkedMu.Lock()
-	next := map[gocql.UUID]bool{e.AggregateID: true}
-	if old := r.parked.Load(); old != nil {
-		for k := range *old {
-			next[k] = true
-		}
-	}
-	r.parked.Store(&next)
-	r.parkedMu.Unlock()
+	r.m.parked.Set(float64(r.parked.Add(e.AggregateID)))
 	r.m.deadLettered.Inc()
 	r.logger.Error().Err(cause).Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Str("event_type", e.Type).
 		Str("dlq_id", id.String()).Msg("event dead-lettered; its aggregate is parked")
@@ -46,13 +36,14 @@ func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, cause error)
 // loadParked reads the relay's parked set; the scans skip these
 // aggregates. It is read every scan so that an aggregate the dlq-service
 // unparks flows again at once.
-func (r *Relay) loadParked(ctx context.Context) (map[gocql.UUID]bool, error) {
+func (r *Relay) loadParked(ctx context.Context) error {
 	parked, err := deadletter.Parked(ctx, r.session, Component)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	r.parked.Replace(parked)
 	r.m.parked.Set(float64(len(parked)))
-	return parked, nil
+	return nil
 }
 
 // DeadLetterRow records a CDC log row the CDC source could not read. It

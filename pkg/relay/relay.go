@@ -33,6 +33,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/cql"
+	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/metrics"
@@ -122,8 +123,7 @@ type Relay struct {
 	queues   []chan pending
 	started  chan struct{}
 	once     sync.Once
-	parked   atomic.Pointer[map[gocql.UUID]bool]
-	parkedMu sync.Mutex   // serialises copy-on-write updates of parked
+	parked   deadletter.Set
 	maxLag   atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
 }
 
@@ -334,24 +334,36 @@ func (r *Relay) hasRecentIndex(ctx context.Context) bool {
 // scanRecent hands to found the aggregates committed since the given time
 // (by their static updated_at, through its index) with unpublished events.
 func (r *Relay) scanRecent(ctx context.Context, since time.Time, found func(pending)) error {
-	parked := r.parked.Load()
-	iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE updated_at > ?`, since).
-		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
+	_, err := r.collect(r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE updated_at > ?`, since).
+		WithContext(ctx), found)
+	return err
+}
+
+// collect reads the static columns a scan query returns (aggregate_id,
+// aggregate_type, current_sequence, published_sequence), hands each
+// aggregate with unpublished events, unless parked or held, to found, and
+// returns how many events were unpublished.
+func (r *Relay) collect(q *gocql.Query, found func(pending)) (int64, error) {
+	iter := q.Idempotent(true).PageSize(1000).Iter()
 	var (
 		p         pending
 		published *int64
+		backlog   int64
 	)
 	for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
 		p.published = 0
 		if published != nil {
 			p.published = *published
 		}
-		if p.current > p.published && (parked == nil || !(*parked)[p.id]) && !r.isHeld(p.id) {
-			found(p)
+		if p.current > p.published {
+			backlog += p.current - p.published
+			if !r.parked.Has(p.id) && !r.isHeld(p.id) {
+				found(p)
+			}
 		}
 		published = nil
 	}
-	return iter.Close()
+	return backlog, iter.Close()
 }
 
 // Notify tells the relay that an aggregate has new events (a source such as
@@ -407,11 +419,9 @@ func (r *Relay) refresh(ctx context.Context, p pending) (pending, error) {
 // each aggregate with unpublished events to found. It returns how many
 // events were unpublished.
 func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
-	parked, err := r.loadParked(ctx)
-	if err != nil {
+	if err := r.loadParked(ctx); err != nil {
 		return 0, err
 	}
-	r.parked.Store(&parked)
 	var (
 		backlog atomic.Int64
 		ranges  = make(chan [2]int64, r.cfg.ScanRanges)
@@ -424,7 +434,8 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 	for range r.cfg.ScanParallelism {
 		g.Go(func() error {
 			for rg := range ranges {
-				n, err := r.scanRange(ctx, rg, parked, found)
+				n, err := r.collect(r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
+					WithContext(ctx), found)
 				backlog.Add(n)
 				if err != nil {
 					return err
@@ -433,40 +444,15 @@ func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
 			return nil
 		})
 	}
-	err = g.Wait()
+	err := g.Wait()
 	return backlog.Load(), err
-}
-
-// scanRange scans one token range; see scan.
-func (r *Relay) scanRange(ctx context.Context, rg [2]int64, parked map[gocql.UUID]bool, found func(pending)) (int64, error) {
-	iter := r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
-		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
-	var (
-		p         pending
-		published *int64
-		backlog   int64
-	)
-	for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
-		p.published = 0
-		if published != nil {
-			p.published = *published
-		}
-		if p.current > p.published {
-			backlog += p.current - p.published
-			if !parked[p.id] && !r.isHeld(p.id) {
-				found(p)
-			}
-		}
-		published = nil
-	}
-	return backlog, iter.Close()
 }
 
 // publishAggregate publishes the events after p.published in order, with
 // bounded retries, and records how far it got.
 func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	log := r.logger.With().Str("aggregate_id", p.id.String()).Logger()
-	if parked := r.parked.Load(); (parked != nil && (*parked)[p.id]) || r.isHeld(p.id) {
+	if r.parked.Has(p.id) || r.isHeld(p.id) {
 		return
 	}
 	p, err := r.refresh(ctx, p)
@@ -658,4 +644,26 @@ func EnsureTopics(admin sarama.ClusterAdmin, prefix string, partitions int32, re
 		}
 	}
 	return nil
+}
+
+// Unpublished counts the events committed and not yet published in the
+// whole event_store (one read of every partition's static columns): what
+// tests and benchmarks wait on to see the relay done.
+func Unpublished(ctx context.Context, session *gocql.Session) (int64, error) {
+	iter := session.Query(`SELECT DISTINCT aggregate_id, current_sequence, published_sequence FROM event_store`).
+		WithContext(ctx).Idempotent(true).PageSize(5000).Iter()
+	var (
+		id      gocql.UUID
+		current int64
+		pub     *int64
+		total   int64
+	)
+	for iter.Scan(&id, &current, &pub) {
+		if pub != nil {
+			current -= *pub
+		}
+		total += current
+		pub = nil
+	}
+	return total, iter.Close()
 }

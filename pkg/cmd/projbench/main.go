@@ -116,7 +116,7 @@ func run() error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "publishing %d order and %d customer events\n", counts["order"], counts["customer"])
-	stopRelay, err := b.startRelay(ctx)
+	stopRelay, err := b.startRelay(ctx, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -166,32 +166,14 @@ func (b *bench) countEvents(ctx context.Context) (map[string]int64, error) {
 	return out, iter.Close()
 }
 
-func (b *bench) startRelay(ctx context.Context) (func(), error) {
-	return b.startRelayWith(ctx, prometheus.NewRegistry())
-}
-
 func (b *bench) waitPublished(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		iter := b.session.Query(`SELECT DISTINCT aggregate_id, current_sequence, published_sequence FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
-		var (
-			id       gocql.UUID
-			cur      int64
-			pub      *int64
-			unpubbed int64
-		)
-		for iter.Scan(&id, &cur, &pub) {
-			if pub == nil {
-				unpubbed += cur
-			} else {
-				unpubbed += cur - *pub
-			}
-			pub = nil
-		}
-		if err := iter.Close(); err != nil {
+		unpublished, err := relay.Unpublished(ctx, b.session)
+		if err != nil {
 			return err
 		}
-		if unpubbed == 0 {
+		if unpublished == 0 {
 			return nil
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -206,27 +188,14 @@ type row struct {
 }
 
 // throughput applies the backlog with a projector from a new consumer
-// group, then the same events bare.
+// group (its tables and checkpoints are empty: the keyspace is fresh and
+// each view runs once), then the same events bare.
 func throughput[S any](ctx context.Context, b *bench, view projector.View[S], events int64) (row, error) {
 	cfg := projector.DefaultConfig()
 	cfg.Group = fmt.Sprintf("projbench-%s-%d", view.Name, time.Now().UnixNano())
 	cfg.TopicPrefix = b.prefix
-	for _, t := range view.Tables {
-		if err := b.session.Query(`TRUNCATE ` + t).WithContext(ctx).Exec(); err != nil {
-			return row{}, err
-		}
-	}
-	if err := b.session.Query(`DELETE FROM projection_rebuilds WHERE projection_name = ?`, view.Name).WithContext(ctx).Exec(); err != nil {
-		return row{}, err
-	}
 	p, err := projector.New(cfg, view, b.session, b.store, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), prometheus.NewRegistry())
 	if err != nil {
-		return row{}, err
-	}
-	// The checkpoints of an earlier run would make it skip everything:
-	// start from none (a rebuild would also replay, but through another
-	// path).
-	if err := clearCheckpoints(ctx, b.session, view.Name); err != nil {
 		return row{}, err
 	}
 	sc, err := b.kc.Sarama("projbench-" + view.Name)
@@ -261,29 +230,6 @@ func throughput[S any](ctx context.Context, b *bench, view projector.View[S], ev
 		return row{}, err
 	}
 	return row{name: view.Name, events: events, elapsed: elapsed, bare: bare}, nil
-}
-
-func clearCheckpoints(ctx context.Context, session *gocql.Session, name string) error {
-	iter := session.Query(`SELECT projection_name, aggregate_id FROM projection_checkpoints`).WithContext(ctx).PageSize(5000).Iter()
-	var (
-		n   string
-		id  gocql.UUID
-		ids []gocql.UUID
-	)
-	for iter.Scan(&n, &id) {
-		if n == name {
-			ids = append(ids, id)
-		}
-	}
-	if err := iter.Close(); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := session.Query(`DELETE FROM projection_checkpoints WHERE projection_name = ? AND aggregate_id = ?`, name, id).WithContext(ctx).Exec(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // bareApply writes what the projector writes, without the projector: per
@@ -425,7 +371,7 @@ func (b *bench) latency(ctx context.Context, backlog int64) (latencies, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	relayReg := prometheus.NewRegistry()
-	stopRelay, err := b.startRelayWith(ctx, relayReg)
+	stopRelay, err := b.startRelay(ctx, relayReg)
 	if err != nil {
 		return latencies{}, err
 	}
@@ -486,7 +432,8 @@ func (b *bench) latency(ctx context.Context, backlog int64) (latencies, error) {
 	return latencies{record: record, visible: visible, missing: missing + len(committed), scan: benchkit.HistogramMean(relayReg, "orderstream_relay_scan_duration_seconds")}, nil
 }
 
-func (b *bench) startRelayWith(ctx context.Context, reg *prometheus.Registry) (func(), error) {
+// startRelay runs the relay on the bench's topics until the returned stop.
+func (b *bench) startRelay(ctx context.Context, reg *prometheus.Registry) (func(), error) {
 	cfg := relay.DefaultConfig()
 	cfg.TopicPrefix = b.prefix
 	stop, err := benchkit.StartRelay(ctx, b.session, b.store, b.kc, cfg, reg, nil)

@@ -6,6 +6,7 @@ package relaytest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
@@ -66,4 +67,13 @@ func Run(ctx context.Context, t testing.TB, session *gocql.Session, store *event
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// WaitPublished waits until the relay has published every committed event.
+func WaitPublished(ctx context.Context, t testing.TB, session *gocql.Session, within time.Duration) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		n, err := relay.Unpublished(ctx, session)
+		return err == nil && n == 0
+	}, within, 200*time.Millisecond, "the relay did not publish everything")
 }
