@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-MODULES  := pkg schema $(sort $(wildcard services/*))
+MODULES  := pkg schema e2e k8s/validate k8s/images k8s/observability $(sort $(wildcard services/*))
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 SERVICES := $(filter-out schema-migrator,$(notdir $(wildcard services/*)))
 TOOLS    := $(CURDIR)/.cache/bin
@@ -11,11 +11,15 @@ export PATH := $(TOOLS):$(PATH)
 export GOFLAGS ?= -buildvcs=false
 
 TEST_TIMEOUT ?= 25m
+FAULT_TIMEOUT ?= 45m
+# The fault tests stop and start the shared Kafka and Cassandra and load
+# the machine, so they run alone, one package at a time, after the rest.
+FAULT_PKGS := ./services/cdc-relay/... ./services/projector-order-read-model/... ./e2e/...
 TEST_FLAGS   ?= -race
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: up
 up: infra-up migrate build ## bring everything up locally: stack, schema, all services, then a demo
@@ -50,18 +54,20 @@ build: ## build every service binary into bin/
 	for s in $(SERVICES) schema-migrator; do go build -o bin/$$s ./services/$$s; done
 
 .PHONY: tools
-tools: ## install the Go tools the checks use into .cache/bin
+tools: ## install the tools the checks use into .cache/bin (Go linters; helm, ko, skaffold from source; promtool from Debian)
 	scripts/tools.sh
+	scripts/install-k8s-tools.sh
 
 .PHONY: test
-test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files
+test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files, the Kubernetes delivery offline, then the fault tests
+	CHECK_DEPLOY_GO_TEST=0 scripts/check-deploy.sh
 	scripts/test.sh $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 	@echo "fault tests (they stop shared servers, so they run alone):"
-	scripts/test.sh $(TEST_TIMEOUT) -p 1 -tags fault -run Fault ./services/cdc-relay/... ./services/projector-order-read-model/...
+	scripts/test.sh $(FAULT_TIMEOUT) -p 1 -tags fault -run Fault $(FAULT_PKGS)
 
 .PHONY: test-fault
 test-fault: tools infra-up ## only the fault tests (stop and start Kafka under load)
-	scripts/test.sh $(TEST_TIMEOUT) -p 1 -tags fault -run Fault ./services/cdc-relay/... ./services/projector-order-read-model/...
+	scripts/test.sh $(FAULT_TIMEOUT) -p 1 -tags fault -run Fault $(FAULT_PKGS)
 
 .PHONY: test-unit
 test-unit: ## only the tests that need no server (integration tests skip without the stack)
@@ -72,7 +78,7 @@ lint: tools ## gofmt, go vet, staticcheck, buf lint and buf breaking against mai
 	@bad=$$(gofmt -l $(MODULES) | grep -v '^pkg/gen/' || true); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 	go vet $(PKGS)
 	staticcheck $(PKGS)
-	go vet -tags fault ./services/cdc-relay/... ./services/projector-order-read-model/...
+	go vet -tags fault $(FAULT_PKGS)
 	cd proto && buf lint
 	scripts/buf-breaking.sh
 
@@ -95,7 +101,26 @@ bench: infra-up ## benchmarks against the real stack, printed as tables with rat
 	go run ./pkg/cmd/relaybench
 	go run ./pkg/cmd/projbench
 	go test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/ ./services/query-service/
+	$(MAKE) bench-e2e
 
 .PHONY: clean
 clean: ## remove build output (not the stack's data or caches)
 	rm -rf bin
+
+.PHONY: bench-e2e
+bench-e2e: infra-up migrate build ## end-to-end HTTP load at 1, 16 and 64 clients against the system (started if it is not running; `make down` stops it); rewrites its section of docs/benchmarks.md
+	scripts/services.sh start
+	go run ./pkg/cmd/e2ebench -markdown docs/benchmarks.md $(E2E_FLAGS)
+
+.PHONY: check-charts
+check-charts: ## helm lint and template every chart with its ci values, strict decoding, golden files (builds the pinned helm once)
+	scripts/install-helm.sh
+	go test -count=1 ./k8s/validate/...
+
+.PHONY: images
+images: ## build every service image with ko, offline, as an OCI tarball in .cache/images (base image built from k8s/images)
+	scripts/images.sh
+
+.PHONY: check-deploy
+check-deploy: infra-up ## images build and run, skaffold diagnose/render, dashboards and alert rules (promtool) against the services' metrics
+	scripts/check-deploy.sh

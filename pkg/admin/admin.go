@@ -69,6 +69,9 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 	})
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}}))
+	if c, ok := gatherer.(prometheus.Collector); ok { // a *prometheus.Registry is both
+		r.Get(DescriptorsPath, descriptorsHandler(c, gatherer))
+	}
 	s.router = r
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,

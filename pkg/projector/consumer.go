@@ -49,6 +49,8 @@ func (c *claimState) lag() int64 {
 // and the uncommitted records are delivered again (and skipped where
 // already applied).
 func (p *Projector[S]) Run(ctx context.Context, brokers []string, sc *sarama.Config) error {
+	stopRetries := p.serveRetries(ctx) // the dlq-service's retry requests (retry.go)
+	defer stopRetries()
 	running, err := p.rebuildPending(ctx)
 	if err != nil {
 		return err

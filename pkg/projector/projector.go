@@ -42,6 +42,9 @@ type Config struct {
 	ParkedEvery        time.Duration `mapstructure:"parked_every" help:"how often the parked aggregates are re-read (the dlq-service unparks them)"`
 	RebuildRanges      int           `mapstructure:"rebuild_ranges" help:"token ranges a rebuild's scan of event_store is split into"`
 	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"aggregates rebuilt at once"`
+	// Retry is how the projector serves the dlq-service's retry requests
+	// (retry.go).
+	Retry deadletter.RetryConfig `mapstructure:"retry"`
 }
 
 // DefaultConfig suits the local stack.
@@ -49,6 +52,7 @@ func DefaultConfig() Config {
 	return Config{
 		TopicPrefix: relay.DefaultTopicPrefix, ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, RebuildRanges: 64, RebuildParallelism: 16,
+		Retry: deadletter.DefaultRetryConfig(),
 	}
 }
 
@@ -69,7 +73,7 @@ func (c Config) Validate() error {
 	check(c.ParkedEvery > 0, "parked_every", "must be positive, got %s", c.ParkedEvery)
 	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
 	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
-	return errors.Join(errs...)
+	return errors.Join(append(errs, config.Nest("retry", c.Retry.Validate()))...)
 }
 
 // Projector applies one view's events.
@@ -90,6 +94,8 @@ type Projector[S any] struct {
 	rebuildReq chan struct{}
 
 	onApplied func(id gocql.UUID, seq int64)
+
+	redrives redriveState // the dlq-service's retry requests (retry.go)
 
 	// cache holds the checkpoints this member wrote, so that the next
 	// event of an aggregate needs no read. Only the member that owns a
@@ -119,11 +125,15 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventst
 	if err != nil {
 		return nil, err
 	}
-	return &Projector[S]{
+	p := &Projector[S]{
 		cfg: cfg, view: view, session: session, store: store, upcasters: eventcodec.NewUpcasters(),
 		logger: logger.With().Str("projection", view.Name).Logger(), m: m, component: "projector/" + view.Name,
 		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
-	}, nil
+	}
+	if p.redrives.retrier, err = deadletter.NewRetrier(cfg.Retry, session, p.component, p.redrive, p.logger, reg); err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+	return p, nil
 }
 
 // OnApplied sets a function called after each write of an aggregate's rows
@@ -211,8 +221,10 @@ func (p *Projector[S]) loadCheckpoint(ctx context.Context, id gocql.UUID) (check
 // projector. The returned error is transient (the database); the caller
 // retries.
 func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
+	defer p.lockAggregate(rec.AggregateID)() // a re-drive of the aggregate (retry.go) waits, or makes this wait
 	if p.isParked(ctx, rec.AggregateID) {
 		p.m.skipped.WithLabelValues("parked").Inc()
+		p.noteSkipped(rec.AggregateID)
 		return nil
 	}
 	cp, err := p.loadCheckpoint(ctx, rec.AggregateID)
@@ -355,13 +367,7 @@ func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error
 // the previous set.
 func (p *Projector[S]) isParked(ctx context.Context, id gocql.UUID) bool {
 	if time.Since(time.Unix(0, p.parkedAt.Load())) > p.cfg.ParkedEvery {
-		if parked, err := deadletter.Parked(ctx, p.session, p.component); err == nil {
-			p.parked.Replace(parked)
-			p.parkedAt.Store(time.Now().UnixNano())
-			p.m.parked.Set(float64(len(parked)))
-		} else {
-			p.logger.Warn().Err(err).Msg("reading the parked aggregates")
-		}
+		p.refreshParked(ctx)
 	}
 	return p.parked.Has(id)
 }

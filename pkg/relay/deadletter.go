@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/gocql/gocql"
+
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
@@ -37,12 +39,12 @@ func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, cause error)
 // aggregates. It is read every scan so that an aggregate the dlq-service
 // unparks flows again at once.
 func (r *Relay) loadParked(ctx context.Context) error {
-	parked, err := deadletter.Parked(ctx, r.session, Component)
-	if err != nil {
+	if _, err := r.parked.Reload(ctx, func(ctx context.Context) (map[gocql.UUID]bool, error) {
+		return deadletter.Parked(ctx, r.session, Component)
+	}); err != nil {
 		return err
 	}
-	r.parked.Replace(parked)
-	r.m.parked.Set(float64(len(parked)))
+	r.m.parked.Set(float64(r.parked.Len()))
 	return nil
 }
 

@@ -56,6 +56,9 @@ type Config struct {
 	BreakerOpenFor  time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
 	MarkEvery       int           `mapstructure:"mark_every" help:"events of one aggregate published between two records of published_sequence"`
 	TopicPrefix     string        `mapstructure:"topic_prefix" help:"topics are <topic_prefix>.orders.v1 and <topic_prefix>.customers.v1"`
+	// Retry is how the relay serves the dlq-service's retry requests
+	// (retry.go).
+	Retry deadletter.RetryConfig `mapstructure:"retry"`
 }
 
 // DefaultConfig favours latency on a small cluster.
@@ -64,6 +67,7 @@ func DefaultConfig() Config {
 		ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 500 * time.Millisecond, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500, TopicPrefix: DefaultTopicPrefix,
+		Retry: deadletter.DefaultRetryConfig(),
 	}
 }
 
@@ -90,7 +94,7 @@ func (c Config) Validate() error {
 	check(c.BreakerOpenFor > 0, "breaker_open_for", "must be positive, got %s", c.BreakerOpenFor)
 	check(c.MarkEvery >= 1, "mark_every", "must be at least 1, got %d", c.MarkEvery)
 	check(c.TopicPrefix != "", "topic_prefix", "must not be empty")
-	return errors.Join(errs...)
+	return errors.Join(append(errs, config.Nest("retry", c.Retry.Validate()))...)
 }
 
 // Producer is the part of sarama's SyncProducer the relay uses.
@@ -125,6 +129,7 @@ type Relay struct {
 	once     sync.Once
 	parked   deadletter.Set
 	maxLag   atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
+	retrier  *deadletter.Retrier
 }
 
 type hold struct {
@@ -193,6 +198,10 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 		}
 	}
 	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger, m: m, held: map[gocql.UUID]hold{}, started: make(chan struct{})}
+	var err error
+	if r.retrier, err = deadletter.NewRetrier(cfg.Retry, session, Component, r.redrive, logger, reg); err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "relay-producer",
 		MaxRequests: 1,
@@ -213,6 +222,7 @@ type pending struct {
 	current       int64
 	published     int64
 	done          func() // set by a scan: called once the aggregate is handled
+	run           func() // set by a re-drive (retry.go): run on the aggregate's worker instead of publishing
 }
 
 // Run scans and publishes until ctx is done. A failure to reach the
@@ -225,6 +235,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		queues[i] = make(chan pending, 64)
 		wg.Go(func() {
 			for p := range queues[i] {
+				if p.run != nil {
+					p.run()
+					continue
+				}
 				r.publishAggregate(ctx, p)
 				if p.done != nil {
 					p.done()
@@ -245,6 +259,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		r.queuesMu.Unlock()
 		wg.Wait()
 	}()
+	stopRetries := r.serveRetries(ctx) // stops before the queues close
+	defer stopRetries()
 
 	// With the index on updated_at, recent commits are read every
 	// RecentInterval while full scans reconcile every ReconcileEvery, side
@@ -463,6 +479,30 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	if p.current <= p.published {
 		return
 	}
+	err = r.publish(ctx, p)
+	if ctx.Err() != nil {
+		return
+	}
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	if err == nil || errors.Is(err, errPoison) {
+		delete(r.held, p.id)
+		return
+	}
+	h := r.held[p.id]
+	h.failures++
+	h.until = time.Now().Add(min(r.cfg.InitialBackoff<<min(h.failures, 20), time.Minute))
+	r.held[p.id] = h
+	if h.failures&(h.failures-1) == 0 { // log the 1st, 2nd, 4th, 8th … failure
+		log.Warn().Err(err).Int("failures", h.failures).Time("retry_after", h.until).Int64("published", p.published).Int64("current", p.current).
+			Msg("aggregate not fully published; it is retried later")
+	}
+}
+
+// publish publishes p's events after p.published through p.current, in
+// order, and records how far it got. A poison event is dead-lettered and
+// parks the aggregate; the error then wraps errPoison.
+func (r *Relay) publish(ctx context.Context, p pending) error {
 	var batch []*sarama.ProducerMessage
 	last := p.published
 	// flush sends the batch one record at a time, each only after the
@@ -493,7 +533,7 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 		}
 		return sendErr
 	}
-	err = r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
+	err := r.store.Events(ctx, p.id, p.published, p.current, func(e eventstore.Event) error {
 		if e.Sequence != last+1 {
 			return fmt.Errorf("event %d follows %d: the stream has a gap", e.Sequence, last)
 		}
@@ -525,23 +565,7 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	if err == nil {
 		err = flush()
 	}
-	if ctx.Err() != nil {
-		return
-	}
-	r.heldMu.Lock()
-	defer r.heldMu.Unlock()
-	if err == nil || errors.Is(err, errPoison) {
-		delete(r.held, p.id)
-		return
-	}
-	h := r.held[p.id]
-	h.failures++
-	h.until = time.Now().Add(min(r.cfg.InitialBackoff<<min(h.failures, 20), time.Minute))
-	r.held[p.id] = h
-	if h.failures&(h.failures-1) == 0 { // log the 1st, 2nd, 4th, 8th … failure
-		log.Warn().Err(err).Int("failures", h.failures).Time("retry_after", h.until).Int64("published", p.published).Int64("current", p.current).
-			Msg("aggregate not fully published; it is retried later")
-	}
+	return err
 }
 
 func (r *Relay) isHeld(id gocql.UUID) bool {

@@ -199,6 +199,17 @@ func Run[C Config](ctx context.Context, name string, cfg C, wire Wire[C], logger
 	if err != nil {
 		return fmt.Errorf("building supervisor: %w", err)
 	}
+	// A worker failing while the database or the broker is unreachable
+	// waits for it instead of spending its restart budget.
+	sup.WaitForDependencies(func(ctx context.Context) error {
+		failures := adm.Ready(ctx)
+		for _, dep := range []string{"cql", "kafka"} {
+			if err := failures[dep]; err != nil {
+				return fmt.Errorf("%s: %w", dep, err)
+			}
+		}
+		return nil
+	})
 	adm.AddCheck("workers", sup.Ready)
 	close(ready)
 

@@ -77,6 +77,7 @@ type Supervisor struct {
 	metrics supervisorMetrics
 	workers []*worker
 	ran     atomic.Bool
+	deps    func(context.Context) error // nil: no dependencies to wait for
 
 	mu sync.Mutex // guards the state and exited fields of every worker
 }
@@ -268,6 +269,24 @@ func (s *Supervisor) supervise(ctx context.Context, w *worker, exhausted chan<- 
 		}
 
 		s.metrics.failures.WithLabelValues(w.Name).Inc()
+		if derr := s.dependencies(ctx); derr != nil {
+			// The failure is the outage's, not the worker's: wait for the
+			// dependencies without spending the budget, then start over.
+			s.setStatus(w, StatusBackoff, err)
+			logFailure(w.log.Warn(), err).Int("restarts", restarts).AnErr("dependency", derr).
+				Msg("worker failed while a dependency is unreachable; waiting for it without spending the restart budget")
+			if !s.waitDependencies(ctx) {
+				s.setStatus(w, StatusStopped, nil)
+				w.log.Info().Msg("worker stopped while waiting for its dependencies")
+				return
+			}
+			bo = backoff{initial: s.cfg.InitialBackoff, max: s.cfg.MaxBackoff}
+			s.metrics.restarts.WithLabelValues(w.Name).Inc()
+			s.mu.Lock()
+			w.state.Restarts++
+			s.mu.Unlock()
+			continue
+		}
 		now := time.Now()
 		if n, spent := bud.fail(now); spent {
 			s.setStatus(w, StatusFailed, err)
@@ -291,6 +310,38 @@ func (s *Supervisor) supervise(ctx context.Context, w *worker, exhausted chan<- 
 		s.mu.Lock()
 		w.state.Restarts++
 		s.mu.Unlock()
+	}
+}
+
+// WaitForDependencies makes a worker that fails while check fails (the
+// database or the broker unreachable) wait until check passes, polled with
+// backoff, and then start again, without spending its restart budget: an
+// outage of a dependency is ridden out, however long, while readiness
+// reports the worker in backoff; only failures with the dependencies up
+// count towards the budget. Call it before Run.
+func (s *Supervisor) WaitForDependencies(check func(context.Context) error) {
+	s.deps = check
+}
+
+// dependencies runs the dependency check, if any.
+func (s *Supervisor) dependencies(ctx context.Context) error {
+	if s.deps == nil {
+		return nil
+	}
+	return s.deps(ctx)
+}
+
+// waitDependencies polls the dependency check until it passes (true) or
+// ctx ends (false).
+func (s *Supervisor) waitDependencies(ctx context.Context) bool {
+	bo := backoff{initial: s.cfg.InitialBackoff, max: min(s.cfg.MaxBackoff, 5*time.Second)}
+	for {
+		if !sleep(ctx, bo.next(0)) {
+			return false
+		}
+		if s.dependencies(ctx) == nil {
+			return true
+		}
 	}
 }
 

@@ -544,3 +544,47 @@ func TestNoWorkersWaitsForShutdown(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// While a dependency is down, a worker failing on it waits for the
+// dependency without spending its budget, however many times it fails;
+// once the dependency is back it runs again. With the dependency up the
+// budget counts as before.
+func TestOutageOfADependencyDoesNotSpendTheBudget(t *testing.T) {
+	cfg := fastConfig()
+	cfg.RestartBudget = 2
+	var (
+		down     atomic.Bool
+		failures atomic.Int32
+		checks   atomic.Int32
+	)
+	down.Store(true)
+	s, err := supervise.New(cfg, zerolog.Nop(), nil, supervise.Worker{Name: "relay", Run: func(ctx context.Context) error {
+		if down.Load() {
+			failures.Add(1)
+			return errors.New("database unreachable")
+		}
+		return blocking(ctx)
+	}})
+	require.NoError(t, err)
+	s.WaitForDependencies(func(context.Context) error {
+		checks.Add(1)
+		if down.Load() {
+			return errors.New("cql: no connection")
+		}
+		return nil
+	})
+	_, result := run(t, s)
+
+	require.Eventually(t, func() bool { return checks.Load() > 10 }, waitFor, tick, "the supervisor polls the dependency")
+	require.Equal(t, int32(1), failures.Load(), "the worker waits for the dependency instead of failing again and again")
+	require.Equal(t, supervise.StatusBackoff, s.States()["relay"].Status)
+	require.Error(t, s.Ready(t.Context()))
+	down.Store(false)
+	require.Eventually(t, isRunning(s, "relay"), waitFor, tick)
+	require.NoError(t, s.Ready(t.Context()))
+	select {
+	case err := <-result:
+		t.Fatalf("Run returned %v", err)
+	default:
+	}
+}

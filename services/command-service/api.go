@@ -447,6 +447,15 @@ func (a *api) pathID(w http.ResponseWriter, r *http.Request) (gocql.UUID, bool) 
 
 func (a *api) optionalID(w http.ResponseWriter, r *http.Request, s *string, field string) (gocql.UUID, bool) {
 	if s == nil {
+		// With an Idempotency-Key the id derives from the command, so that
+		// a retry of a request whose first attempt committed and then died
+		// names the same aggregate and finds that commit, instead of
+		// creating a second one.
+		if c := commandOf(r.Context()); c.id != "" {
+			if ns, err := uuid.Parse(c.id); err == nil {
+				return gocql.UUID(uuid.NewSHA1(ns, []byte(field))), true
+			}
+		}
 		return gocql.UUID(uuid.New()), true
 	}
 	return a.parseID(w, r, *s, field)

@@ -28,10 +28,11 @@ import (
 )
 
 type env struct {
-	t     testing.TB
-	url   string
-	store *eventstore.Store
-	reg   *prometheus.Registry
+	t       testing.TB
+	url     string
+	store   *eventstore.Store
+	session *gocql.Session
+	reg     *prometheus.Registry
 }
 
 func newEnv(t testing.TB) *env {
@@ -55,7 +56,7 @@ func newEnvTraced(t testing.TB, tp trace.TracerProvider) *env {
 	t.Cleanup(srv.Close)
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
-	return &env{t: t, url: srv.URL, store: store, reg: reg}
+	return &env{t: t, url: srv.URL, store: store, session: session, reg: reg}
 }
 
 type answer struct {
@@ -270,6 +271,28 @@ func TestIdempotencyKey(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), v)
 	e.problem(e.do("POST", "/v1/orders", body, "Idempotency-Key", strings.Repeat("k", 300)), 400, "invalid-header", "Idempotency-Key")
+}
+
+// A create without an id whose first attempt committed and then died
+// before storing its answer (a crash): the retry with the same key takes
+// the reservation over and answers with the same aggregate, created once.
+func TestRetriedCreateWithoutIDCommitsOnce(t *testing.T) {
+	e := newEnv(t)
+	key := uuid.NewString()
+	body := map[string]any{"name": "Retry Tester", "email": "retry@example.org"}
+	first := e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
+	id := e.ok(first, 201, 1)
+
+	// Forget the stored answer and age the reservation past its lease, as
+	// if the process had died between the commit and the answer.
+	require.NoError(t, e.session.Query(`UPDATE idempotency_keys SET status_code = 0, created_at = ? WHERE idempotency_key = ?`,
+		time.Unix(0, 0).UTC(), key).Exec())
+	again := e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
+	require.NotEqual(t, "true", again.header.Get("Idempotent-Replayed"), "the answer was forgotten: the request ran again")
+	require.Equal(t, id, e.ok(again, 201, 1), "the same customer, not a second one")
+
+	other := e.do("POST", "/v1/customers", body, "Idempotency-Key", uuid.NewString())
+	require.NotEqual(t, id, e.ok(other, 201, 1), "another key is another customer")
 }
 
 // X-Correlation-ID is echoed and stored on every event; traceparent is

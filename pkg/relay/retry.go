@@ -1,0 +1,115 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderstream/orderstream/pkg/deadletter"
+)
+
+// serveRetries carries out the dlq-service's retry requests of the relay
+// (deadletter.Retrier) every Retry.Every until stop is called, which waits
+// for it to end.
+func (r *Relay) serveRetries(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.retrier.Every())
+		defer t.Stop()
+		for {
+			if r.retrier.Poll(ctx) != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+type redriven struct {
+	res deadletter.Result
+	err error
+}
+
+// redrive re-drives a parked aggregate on its worker, the one goroutine
+// that publishes it, so that no scan or notification publishes it
+// meanwhile.
+func (r *Relay) redrive(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
+	out := make(chan redriven, 1)
+	job := pending{id: e.AggregateID, run: func() {
+		res, err := r.redriveAggregate(ctx, req, e)
+		out <- redriven{res, err}
+	}}
+	r.queuesMu.RLock()
+	if r.queues == nil {
+		r.queuesMu.RUnlock()
+		return deadletter.Result{}, errors.New("relay: not running")
+	}
+	select {
+	case r.queues[r.worker(e.AggregateID)] <- job:
+		r.queuesMu.RUnlock()
+	case <-ctx.Done():
+		r.queuesMu.RUnlock()
+		return deadletter.Result{}, ctx.Err()
+	}
+	select {
+	case o := <-out:
+		return o.res, o.err
+	case <-ctx.Done():
+		return deadletter.Result{}, ctx.Err()
+	}
+}
+
+// redriveAggregate publishes the aggregate from published_sequence+1
+// through its current_sequence, in order, as a scan would, then settles
+// the dead letter: deleted and the aggregate unparked when its event was
+// published and nothing failed after it. A skip first records the dead
+// letter's event as published without publishing it, when the relay
+// stands right before it; consumers that fill the gap read it from
+// event_store.
+func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
+	p, err := r.refresh(ctx, pending{id: e.AggregateID})
+	if err != nil {
+		return deadletter.Result{}, fmt.Errorf("reading the marks of %s: %w", e.AggregateID, err)
+	}
+	if req.Action == deadletter.ActionSkip && p.published == e.Sequence-1 {
+		if err := r.markPublished(ctx, p.id, e.Sequence); err != nil {
+			return deadletter.Result{}, err
+		}
+		p.published = e.Sequence
+		r.logger.Warn().Str("aggregate_id", p.id.String()).Int64("sequence", e.Sequence).Str("event_type", e.EventType).Str("requested_by", req.RequestedBy).
+			Msg("event skipped at the dlq-service's request: recorded as published, never published")
+	}
+	start := p.published
+	var pubErr error
+	if p.current > p.published {
+		pubErr = r.publish(ctx, p)
+	}
+	after, err := r.refresh(ctx, pending{id: e.AggregateID})
+	if err != nil {
+		return deadletter.Result{}, fmt.Errorf("reading the marks of %s: %w", e.AggregateID, err)
+	}
+	res, err := deadletter.Settle(ctx, r.session, e, deadletter.Outcome{
+		Progress: after.published, Head: p.current, Applied: after.published - start, Err: pubErr, Parked: errors.Is(pubErr, errPoison),
+	})
+	if err != nil {
+		return res, err
+	}
+	if res.Unparked {
+		r.m.parked.Set(float64(r.parked.Remove(e.AggregateID)))
+		r.heldMu.Lock()
+		delete(r.held, e.AggregateID)
+		r.heldMu.Unlock()
+	}
+	return res, nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gocql/gocql"
+	"github.com/rs/zerolog"
+
+	"github.com/orderstream/orderstream/pkg/cql"
+	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/httpapi"
+)
+
+// fail answers err as a problem. This is the one place that decides what
+// each failure means to the client.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *httpapi.ProblemError
+	switch {
+	case errors.As(err, &pe):
+		httpapi.WriteProblem(w, r, pe.Problem)
+	case cql.ReadUnavailable(err):
+		httpapi.AddLogFields(r.Context(), func(e *zerolog.Event) { e.Str("outcome", "unavailable").AnErr("error", err) })
+		httpapi.WriteProblem(w, r, httpapi.NewProblem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
+			"the database did not answer in time; retry the request").WithCode("unavailable").Problem)
+	default:
+		httpapi.AddLogFields(r.Context(), func(e *zerolog.Event) { e.Str("outcome", "error").AnErr("error", err) })
+		a.logger.Error().Err(err).Str("path", r.URL.Path).Str("correlation_id", httpapi.CorrelationIDFrom(r.Context())).Msg("dlq request failed")
+		httpapi.WriteError(w, r, err)
+	}
+}
+
+func notFound(id gocql.UUID) *httpapi.ProblemError {
+	return httpapi.NewProblem(http.StatusNotFound, "not-found", "Not found", "there is no dead letter with id "+id.String()+" (a retry or purge may have resolved it)").
+		WithCode("dlq.not_found").WithField("id")
+}
+
+func notRetriable(e deadletter.Entry) *httpapi.ProblemError {
+	return httpapi.NewProblem(http.StatusConflict, "not-retriable", "Not retriable",
+		fmt.Sprintf("dead letter %s is input %s could not tie to an event (no aggregate, nothing parked): there is nothing to re-drive; read its payload and purge it", e.ID, e.Component)).
+		WithCode("dlq.not_retriable")
+}
+
+func parkedHead(e deadletter.Entry) *httpapi.ProblemError {
+	return httpapi.NewProblem(http.StatusConflict, "parked-head", "Head of a parked aggregate",
+		fmt.Sprintf("dead letter %s holds back aggregate %s for %s: deleting it alone would let the events behind it overtake sequence %d. Retry it (POST /v1/dlq/%s/retry), or purge it with skip=true, which moves %s past sequence %d without processing it and then re-drives the events after it",
+			e.ID, e.AggregateID, e.Component, e.Sequence, e.ID, e.Component, e.Sequence)).WithCode("dlq.parked_head")
+}
+
+func parkedHeads(heads, matched int) *httpapi.ProblemError {
+	return httpapi.NewProblem(http.StatusConflict, "parked-head", "Heads of parked aggregates",
+		fmt.Sprintf("%d of the %d dead letters the filter matches hold back their parked aggregates; nothing was purged. Retry them, narrow the filter, or add skip=true to move their components past their events", heads, matched)).
+		WithCode("dlq.parked_head")
+}
