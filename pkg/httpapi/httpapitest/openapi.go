@@ -49,3 +49,33 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// RequireOpenAPIRefsResolve asserts that every $ref of spec points at a
+// component that exists.
+func RequireOpenAPIRefsResolve(t testing.TB, spec []byte) {
+	t.Helper()
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(spec, &doc))
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				var node any = doc
+				for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+					m, _ := node.(map[string]any)
+					node = m[part]
+				}
+				require.NotNil(t, node, "unresolved %s", ref)
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+}
