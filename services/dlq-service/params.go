@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 
@@ -29,8 +27,7 @@ const (
 // badParam is the 400 answer naming the query parameter (or field) at
 // fault.
 func badParam(name, detail string) *httpapi.ProblemError {
-	return httpapi.NewProblem(http.StatusBadRequest, "invalid-parameter", "Invalid parameter", detail).
-		WithField(name).WithCode("dlq.invalid_parameter")
+	return httpapi.BadParameter("dlq.invalid_parameter", name, detail)
 }
 
 // query reads the query string of one request. Unknown and repeated
@@ -39,32 +36,8 @@ func badParam(name, detail string) *httpapi.ProblemError {
 type query struct{ v url.Values }
 
 func parseQuery(raw string, allowed ...string) (query, error) {
-	v, err := url.ParseQuery(raw)
-	if err != nil {
-		return query{}, badParam("query", "the query string is not valid URL encoding")
-	}
-	names := make([]string, 0, len(v))
-	for name := range v {
-		names = append(names, name)
-	}
-	sort.Strings(names) // report the same parameter every time
-	for _, name := range names {
-		known := false
-		for _, a := range allowed {
-			known = known || a == name
-		}
-		if !known {
-			takes := "no query parameters"
-			if len(allowed) > 0 {
-				takes = strings.Join(allowed, ", ")
-			}
-			return query{}, badParam(name, fmt.Sprintf("unknown query parameter %q; this endpoint takes %s", name, takes))
-		}
-		if len(v[name]) > 1 {
-			return query{}, badParam(name, name+" may be given once")
-		}
-	}
-	return query{v: v}, nil
+	v, err := httpapi.ParseQuery(raw, "dlq.invalid_parameter", allowed...)
+	return query{v: v}, err
 }
 
 func (q query) has(name string) bool   { return q.v.Has(name) }

@@ -5,9 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -26,8 +24,7 @@ const (
 // badParam is the 400 answer naming the query parameter (or path
 // parameter) at fault.
 func badParam(name, detail string) *httpapi.ProblemError {
-	return httpapi.NewProblem(http.StatusBadRequest, "invalid-parameter", "Invalid parameter", detail).
-		WithField(name).WithCode("query.invalid_parameter")
+	return httpapi.BadParameter("query.invalid_parameter", name, detail)
 }
 
 // query reads the query string of one request. Unknown and repeated
@@ -36,33 +33,8 @@ func badParam(name, detail string) *httpapi.ProblemError {
 type query struct{ v url.Values }
 
 func parseQuery(raw string, allowed ...string) (query, error) {
-	v, err := url.ParseQuery(raw)
-	if err != nil {
-		return query{}, badParam("query", "the query string is not valid URL encoding")
-	}
-	names := make([]string, 0, len(v))
-	for name := range v {
-		names = append(names, name)
-	}
-	sort.Strings(names) // report the same parameter every time
-	for _, name := range names {
-		if !contains(allowed, name) {
-			return query{}, badParam(name, fmt.Sprintf("unknown query parameter %q; this endpoint takes %s", name, strings.Join(allowed, ", ")))
-		}
-		if len(v[name]) > 1 {
-			return query{}, badParam(name, name+" may be given once")
-		}
-	}
-	return query{v: v}, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
+	v, err := httpapi.ParseQuery(raw, "query.invalid_parameter", allowed...)
+	return query{v: v}, err
 }
 
 func (q query) has(name string) bool { return q.v.Has(name) }
