@@ -55,6 +55,9 @@ type Lease struct {
 	logger  zerolog.Logger
 	leader  atomic.Bool
 	state   prometheus.Gauge
+	// acquiredAt is when this contender last took the lease; only the
+	// goroutine running Run reads and writes it.
+	acquiredAt time.Time
 }
 
 // New builds a contender; owner identifies it in the lease row (a unique
@@ -184,18 +187,22 @@ func (l *Lease) acquire(ctx context.Context) (bool, string, error) {
 	if err != nil {
 		return false, "", err
 	}
+	if applied {
+		l.acquiredAt = now
+	}
 	holder, _ := existing["owner"].(string)
 	return applied, holder, nil
 }
 
-// renew rewrites the owner with the renewal: every cell of the row must be
-// refreshed, or the row would expire with the oldest one.
+// renew rewrites every cell of the row with the renewal's TTL (owner and
+// acquired_at unchanged): a cell left out keeps the TTL it was written
+// with and turns null when that runs out.
 func (l *Lease) renew(ctx context.Context) (bool, error) {
 	now := time.Now().UTC()
 	rctx, cancel := context.WithTimeout(ctx, l.cfg.RenewEvery)
 	defer cancel()
-	return l.session.Query(`UPDATE relay_leases USING TTL ? SET owner = ?, renewed_at = ? WHERE source = ? IF owner = ?`,
-		l.ttlSeconds(), l.owner, now, l.name, l.owner).WithContext(rctx).MapScanCAS(map[string]any{})
+	return l.session.Query(`UPDATE relay_leases USING TTL ? SET owner = ?, acquired_at = ?, renewed_at = ? WHERE source = ? IF owner = ?`,
+		l.ttlSeconds(), l.owner, l.acquiredAt, now, l.name, l.owner).WithContext(rctx).MapScanCAS(map[string]any{})
 }
 
 func (l *Lease) release() {

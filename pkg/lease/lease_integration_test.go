@@ -78,3 +78,43 @@ func TestOneActiveAndTakeover(t *testing.T) {
 	require.Eventually(t, func() bool { return !b.working.Load() }, time.Second, 10*time.Millisecond, "the old holder stopped when its renewal failed")
 	require.False(t, overlap.Load(), "two contenders never worked at once")
 }
+
+// The row keeps the moment its holder took it across renewals: the
+// renewing UPDATE rewrites every cell with the TTL, acquired_at included,
+// so it does not turn null when the INSERT's TTL runs out.
+func TestAcquiredAtSurvivesRenewals(t *testing.T) {
+	cfg := lease.Config{TTL: 2 * time.Second, RenewEvery: 500 * time.Millisecond}
+	name := stacktest.UniqueName("lease-")
+	var active atomic.Int32
+	var overlap atomic.Bool
+	a := start(t, name, cfg, &active, &overlap)
+	require.Eventually(t, a.working.Load, 10*time.Second, 20*time.Millisecond)
+
+	session := stacktest.Session(t)
+	type row struct {
+		owner             string
+		acquired, renewed time.Time
+	}
+	read := func() (r row, err error) {
+		err = session.Query(`SELECT owner, acquired_at, renewed_at FROM relay_leases WHERE source = ?`, name).
+			Scan(&r.owner, &r.acquired, &r.renewed)
+		return r, err
+	}
+	first, err := read()
+	require.NoError(t, err)
+	require.Equal(t, a.l.Owner(), first.owner)
+	require.False(t, first.acquired.IsZero(), "acquired_at is written when the lease is taken")
+	// Watch the row for twice the TTL: the INSERT's cells have expired by
+	// then, and only the renewals keep the row alive.
+	var last row
+	require.Never(t, func() bool {
+		r, err := read()
+		if err != nil || r.owner != first.owner || !r.acquired.Equal(first.acquired) {
+			t.Logf("lease row: %+v (err %v), taken as %+v", r, err, first)
+			return true
+		}
+		last = r
+		return false
+	}, 2*cfg.TTL+cfg.RenewEvery, 100*time.Millisecond, "acquired_at and owner stay as they were taken")
+	require.True(t, last.renewed.After(first.acquired.Add(cfg.TTL)), "renewed_at %v moved on past the first TTL (taken at %v)", last.renewed, first.acquired)
+}
