@@ -54,19 +54,17 @@ build: ## build every service binary into bin/
 	for s in $(SERVICES) schema-migrator; do go build -o bin/$$s ./services/$$s; done
 
 .PHONY: tools
-tools: ## install the tools the checks use into .cache/bin (Go linters; helm, ko, skaffold from source; promtool from Debian)
+tools: ## install the tools make test uses into .cache/bin (Go linters; helm and ko from source; promtool from Debian); skaffold is built by the targets that run it
 	scripts/tools.sh
-	scripts/install-k8s-tools.sh
+	scripts/install-k8s-tools.sh ko helm promtool
 
 .PHONY: test
-test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files, the Kubernetes delivery offline, then the fault tests
-	CHECK_DEPLOY_GO_TEST=0 scripts/check-deploy.sh
+test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files, the Kubernetes delivery offline (about 12 min warm)
+	CHECK_DEPLOY_GO_TEST=0 CHECK_DEPLOY_SKAFFOLD=0 scripts/check-deploy.sh
 	scripts/test.sh $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
-	@echo "fault tests (they stop shared servers, so they run alone):"
-	scripts/test.sh $(FAULT_TIMEOUT) -p 1 -tags fault -run Fault $(FAULT_PKGS)
 
 .PHONY: test-fault
-test-fault: tools infra-up ## only the fault tests (stop and start Kafka under load)
+test-fault: tools infra-up ## the fault and load tests: SIGKILL and stop services, Kafka and Cassandra under load (they stop shared servers, so one package at a time)
 	scripts/test.sh $(FAULT_TIMEOUT) -p 1 -tags fault -run Fault $(FAULT_PKGS)
 
 .PHONY: test-unit
