@@ -119,6 +119,8 @@ type Store struct {
 	serial  gocql.Consistency
 	read    gocql.Consistency
 	metrics *storeMetrics
+	// commitMetrics: the commit metrics are registered (WithCommitMetrics).
+	commitMetrics bool
 }
 
 type storeMetrics struct {
@@ -130,6 +132,14 @@ type storeMetrics struct {
 
 // Option configures a Store.
 type Option func(*Store)
+
+// WithCommitMetrics registers the commit metrics too (write duration,
+// conflicts, events written). Only a service that commits passes it, so
+// that a service that only reads exports no commit series that always
+// read 0 and no dashboard offers them for it.
+func WithCommitMetrics() Option {
+	return func(s *Store) { s.commitMetrics = true }
+}
 
 // WithTracerProvider makes the store trace each of its calls (a span per
 // commit, version read, event read and snapshot read or write).
@@ -172,7 +182,11 @@ func New(session *gocql.Session, cfg Config, reg prometheus.Registerer, opts ...
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.writeDuration, m.conflicts, m.eventsWritten, m.eventsRead} {
+		registered := []prometheus.Collector{m.eventsRead}
+		if s.commitMetrics {
+			registered = append(registered, m.writeDuration, m.conflicts, m.eventsWritten)
+		}
+		for _, c := range registered {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("eventstore: registering metrics: %w", err)
 			}

@@ -127,7 +127,7 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventst
 	}
 	p := &Projector[S]{
 		cfg: cfg, view: view, session: session, store: store, upcasters: eventcodec.NewUpcasters(),
-		logger: logger.With().Str("projection", view.Name).Logger(), m: m, component: "projector/" + view.Name,
+		logger: logger.With().Str("projection", view.Name).Logger(), m: m, component: Component(view.Name),
 		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
 	}
 	if p.redrives.retrier, err = deadletter.NewRetrier(cfg.Retry, session, p.component, p.redrive, p.logger, reg); err != nil {
@@ -149,6 +149,10 @@ func (p *Projector[S]) Topic() string { return relay.TopicOf(p.cfg.TopicPrefix, 
 
 // Component names the projector in dead_letter_queue and parked_aggregates.
 func (p *Projector[S]) Component() string { return p.component }
+
+// Component is the component name of the projector of the view called
+// view (what the dlq-service's gauges are labelled with).
+func Component(view string) string { return "projector/" + view }
 
 // errPermanent marks an event that can never be applied as it is.
 var errPermanent = errors.New("event cannot be applied")

@@ -91,7 +91,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 
 // newHandler builds the whole HTTP handler of the service on a session.
 func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (http.Handler, error) {
-	store, err := eventstore.New(session, cfg.EventStore, reg, eventstore.WithTracerProvider(tp))
+	store, err := eventstore.New(session, cfg.EventStore, reg, eventstore.WithTracerProvider(tp), eventstore.WithCommitMetrics())
 	if err != nil {
 		return nil, err
 	}
