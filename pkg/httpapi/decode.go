@@ -2,15 +2,16 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"reflect"
-	"strconv"
 	"strings"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DefaultMaxBodyBytes bounds a request body when no limit is given.
@@ -31,15 +32,20 @@ const jsonSpace = " \t\r\n"
 //     means DefaultMaxBodyBytes);
 //   - 400 malformed-json: empty body, bad syntax (with the byte offset), or
 //     data after the object;
+//   - 400 invalid-utf8 (Field set): text that is not UTF-8, or a \u escape
+//     of an unpaired surrogate, anywhere in the body;
+//   - 400 duplicate-field (Field set): a key sent twice in one object, in
+//     the same or another case;
 //   - 400 unknown-field (Field set): a field v does not have;
 //   - 400 invalid-type (Field set): a value of the wrong JSON type, or a
 //     body that is not an object;
-//   - 400 invalid-value: a value a field's UnmarshalJSON refused, or a plain
-//     error from Validate;
+//   - 400 invalid-value: a value a field's own parsing refused (Field set),
+//     or a plain error from Validate;
 //   - 400 unreadable-body: the body could not be read (client gone, timeout);
 //   - a *ProblemError returned by UnmarshalJSON or Validate, as it is.
 //
-// Field names match case-insensitively, as encoding/json does.
+// Keys are case-sensitive. Field names in problems use the form
+// "items[0].quantity". Every problem carries a code equal to its slug.
 func DecodeJSON(r *http.Request, w http.ResponseWriter, limit int64, v any) error {
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
@@ -116,69 +122,193 @@ func malformed(detail string) *ProblemError {
 }
 
 // decodeStrict decodes the whole of body, one JSON value, into v.
+//
+// It decodes with encoding/json/v2 semantics (github.com/go-json-experiment/json)
+// because encoding/json cannot be made exact: it matches keys
+// case-insensitively, keeps the last of duplicate keys, and replaces
+// invalid UTF-8 and lone surrogates with U+FFFD, so that what is stored is
+// not what the client sent. Here all of those are refused, naming the field.
 func decodeStrict(body []byte, v any) error {
 	trimmed := bytes.TrimLeft(body, jsonSpace)
 	if len(trimmed) == 0 {
 		return emptyBody()
 	}
-	// encoding/json decodes null into a struct as a no-op, which would pass
-	// an empty command on to Validate looking like a request with every
-	// field missing; say what is wrong instead.
-	if wantsObject(v) && trimmed[0] != '{' && json.Valid(body) {
-		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
-			fmt.Sprintf("the request body must be a JSON object, got %s", jsonKind(trimmed[0])))
-	}
-
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeProblem(err, len(body))
-	}
-	off := dec.InputOffset()
-	if len(bytes.TrimLeft(body[off:], jsonSpace)) > 0 {
-		return malformed(fmt.Sprintf("unexpected data after the JSON object at byte offset %d", off))
-	}
-	return nil
-}
-
-// decodeProblem turns an encoding/json error into the problem to answer.
-func decodeProblem(err error, size int) *ProblemError {
-	if pe, ok := errors.AsType[*ProblemError](err); ok {
-		return pe
-	}
-	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-		return malformed(fmt.Sprintf("malformed JSON at byte offset %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: ")))
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return malformed(fmt.Sprintf("malformed JSON at byte offset %d: the body ends inside a value", size))
-	}
-	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		if te.Field == "" {
-			return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
-				fmt.Sprintf("the request body must be a JSON object, got %s", te.Value))
-		}
-		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
-			fmt.Sprintf("field %q must be %s, got %s", te.Field, expectedKind(te.Type), te.Value)).WithField(te.Field)
-	}
-	// DisallowUnknownFields reports the name only in the message
-	// (`json: unknown field "x"`); there is no typed error to read it from.
-	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, uerr := strconv.Unquote(rest)
-		if uerr != nil {
-			name = rest
-		}
-		return NewProblem(http.StatusBadRequest, "unknown-field", "Unknown field",
-			fmt.Sprintf("field %q is not part of this request", name)).WithField(name)
-	}
-	if _, ok := errors.AsType[*json.InvalidUnmarshalError](err); ok {
+	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
 		// The handler passed a non-pointer: a bug on our side, not the
 		// client's.
 		return &ProblemError{Problem: internalProblem()}
 	}
-	// What is left comes from a field's UnmarshalJSON, such as a time that
-	// does not parse: the message is about the client's own value.
-	return NewProblem(http.StatusBadRequest, "invalid-value", "Invalid value",
-		fmt.Sprintf("a value in the request body is invalid: %s", strings.TrimPrefix(err.Error(), "json: ")))
+	if err := checkNames(body); err != nil {
+		return err
+	}
+	// A null body decodes into a struct as a no-op, which would pass an
+	// empty command on to Validate looking like a request with every field
+	// missing; say what is wrong instead.
+	if wantsObject(v) && trimmed[0] != '{' && jsontext.Value(body).IsValid() {
+		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
+			fmt.Sprintf("the request body must be a JSON object, got %s", jsonKind(trimmed[0])))
+	}
+	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
+		return decodeProblem(err, int64(len(body)))
+	}
+	return nil
+}
+
+// checkNames refuses an object with two keys that differ only in case
+// (keys are case-sensitive, so one of them would be an unknown field for a
+// struct and an ambiguity for a map). Exact duplicates, bad syntax and bad
+// UTF-8 are left to Unmarshal, which reports them with their position.
+func checkNames(body []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	// seen holds, for each open object, the keys read so far folded to
+	// lower case; nil entries stand for arrays.
+	var seen []map[string]bool
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil // io.EOF, or an error Unmarshal reports better
+		}
+		switch tok.Kind() {
+		case '{':
+			seen = append(seen, map[string]bool{})
+			continue
+		case '[':
+			seen = append(seen, nil)
+			continue
+		case '}', ']':
+			seen = seen[:len(seen)-1]
+			continue
+		}
+		depth := len(seen)
+		if depth == 0 || seen[depth-1] == nil || dec.StackDepth() != depth {
+			continue
+		}
+		if _, n := dec.StackIndex(depth); n%2 == 0 {
+			continue // a value, not a name
+		}
+		folded := strings.ToLower(tok.String())
+		if seen[depth-1][folded] {
+			field := fieldPath(dec.StackPointer())
+			return NewProblem(http.StatusBadRequest, "duplicate-field", "Duplicate field",
+				fmt.Sprintf("field %q is sent more than once (keys are case-sensitive and may appear once, in any case)", field)).WithField(field)
+		}
+		seen[depth-1][folded] = true
+	}
+}
+
+// decodeProblem turns a decoding error into the problem to answer.
+func decodeProblem(err error, size int64) *ProblemError {
+	if pe, ok := errors.AsType[*ProblemError](err); ok {
+		return pe
+	}
+	if se, ok := errors.AsType[*jsontext.SyntacticError](err); ok {
+		return syntaxProblem(se, size)
+	}
+	se, ok := errors.AsType[*json.SemanticError](err)
+	if !ok {
+		return &ProblemError{Problem: internalProblem()}
+	}
+	field := fieldPath(se.JSONPointer)
+	switch {
+	case errors.Is(se.Err, json.ErrUnknownName):
+		return NewProblem(http.StatusBadRequest, "unknown-field", "Unknown field",
+			fmt.Sprintf("field %q is not part of this request (keys are case-sensitive)", field)).WithField(field)
+	case field == "":
+		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
+			fmt.Sprintf("the request body must be a JSON object, got %s", kindName(se.JSONKind, se.JSONValue)))
+	case se.Err == nil || (se.JSONKind == '0' && isNumber(se.GoType)):
+		// A value of another JSON kind, or a number the field's type cannot
+		// hold (a fraction or a negative for an integer, an overflow).
+		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
+			fmt.Sprintf("field %q must be %s, got %s", field, expectedKind(se.GoType), kindName(se.JSONKind, se.JSONValue))).WithField(field)
+	default:
+		// What is left comes from a field's own parsing, such as a time
+		// that does not parse: the message is about the client's value.
+		return NewProblem(http.StatusBadRequest, "invalid-value", "Invalid value",
+			fmt.Sprintf("field %q is invalid: %v", field, se.Err)).WithField(field)
+	}
+}
+
+// syntaxProblem answers a body that is not well-formed JSON, or not text.
+func syntaxProblem(se *jsontext.SyntacticError, size int64) *ProblemError {
+	field := fieldPath(se.JSONPointer)
+	msg := se.Err.Error()
+	switch {
+	case errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return NewProblem(http.StatusBadRequest, "duplicate-field", "Duplicate field",
+			fmt.Sprintf("field %q is sent more than once (keys are case-sensitive and may appear once, in any case)", field)).WithField(field)
+	case strings.Contains(msg, "invalid UTF-8"), strings.Contains(msg, "surrogate"):
+		// JSON text is Unicode (RFC 8259 §8.1): invalid bytes, and \u
+		// escapes of half a surrogate pair, name no character at all.
+		where := "the request body"
+		if field != "" {
+			where = fmt.Sprintf("field %q", field)
+		}
+		return NewProblem(http.StatusBadRequest, "invalid-utf8", "Invalid text",
+			fmt.Sprintf("%s is not valid UTF-8 at byte offset %d (invalid bytes or an unpaired \\u surrogate escape)", where, se.ByteOffset)).WithField(field)
+	case errors.Is(se.Err, io.ErrUnexpectedEOF):
+		return malformed(fmt.Sprintf("malformed JSON at byte offset %d: the body ends inside a value", size))
+	case strings.Contains(msg, "after top-level value"):
+		return malformed(fmt.Sprintf("unexpected data after the JSON object at byte offset %d", se.ByteOffset))
+	default:
+		return malformed(fmt.Sprintf("malformed JSON at byte offset %d: %s", se.ByteOffset, msg))
+	}
+}
+
+// fieldPath writes a JSON pointer as the field names problems use:
+// "/items/0/quantity" becomes "items[0].quantity".
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if tok != "" && strings.Trim(tok, "0123456789") == "" && b.Len() > 0 {
+			fmt.Fprintf(&b, "[%s]", tok)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// kindName names the JSON value a client sent.
+func kindName(k jsontext.Kind, v jsontext.Value) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		if len(v) > 0 && len(v) <= 32 {
+			return "number " + string(v)
+		}
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	default:
+		return "another type"
+	}
+}
+
+func isNumber(t reflect.Type) bool {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return false
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }
 
 // wantsObject tells whether v decodes from a JSON object only.

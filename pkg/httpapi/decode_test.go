@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -96,23 +97,23 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{name: "gzip encoding", contentType: ct, encoding: "gzip", body: valid, status: 415, slug: "unsupported-media-type", detail: "gzip"},
 		{name: "empty body", contentType: ct, body: "", status: 400, slug: "malformed-json", detail: "the request body is empty"},
 		{name: "whitespace body", contentType: ct, body: " \r\n\t", status: 400, slug: "malformed-json", detail: "the request body is empty"},
-		{name: "syntax error", contentType: ct, body: `{"customer_id": }`, status: 400, slug: "malformed-json", detail: "byte offset 17"},
+		{name: "syntax error", contentType: ct, body: `{"customer_id": }`, status: 400, slug: "malformed-json", detail: "byte offset 16"},
 		{name: "truncated", contentType: ct, body: `{"customer_id": "c`, status: 400, slug: "malformed-json", detail: "byte offset 18"},
-		{name: "not json", contentType: ct, body: `customer_id=c`, status: 400, slug: "malformed-json", detail: "byte offset 1"},
+		{name: "not json", contentType: ct, body: `customer_id=c`, status: 400, slug: "malformed-json", detail: "byte offset 0"},
 		{name: "unknown field", contentType: ct, body: `{"customer_id":"c","colour":"red"}`, status: 400, slug: "unknown-field", field: "colour"},
-		{name: "unknown nested field", contentType: ct, body: `{"customer_id":"c","items":[{"sku":"x"}]}`, status: 400, slug: "unknown-field", field: "sku"},
+		{name: "unknown nested field", contentType: ct, body: `{"customer_id":"c","items":[{"sku":"x"}]}`, status: 400, slug: "unknown-field", field: "items[0].sku"},
 		{name: "unknown field with quote", contentType: ct, body: `{"a\"b":1}`, status: 400, slug: "unknown-field", field: `a"b`},
-		{name: "string for int", contentType: ct, body: `{"customer_id":"c","items":[{"quantity":"2"}]}`, status: 400, slug: "invalid-type", field: "items.quantity", detail: "must be an integer, got string"},
-		{name: "fraction for int", contentType: ct, body: `{"customer_id":"c","items":[{"quantity":1.5}]}`, status: 400, slug: "invalid-type", field: "items.quantity", detail: "an integer"},
+		{name: "string for int", contentType: ct, body: `{"customer_id":"c","items":[{"quantity":"2"}]}`, status: 400, slug: "invalid-type", field: "items[0].quantity", detail: "must be an integer, got string"},
+		{name: "fraction for int", contentType: ct, body: `{"customer_id":"c","items":[{"quantity":1.5}]}`, status: 400, slug: "invalid-type", field: "items[0].quantity", detail: "an integer, got number 1.5"},
 		{name: "negative for uint", contentType: ct, body: `{"customer_id":"c","priority":-1}`, status: 400, slug: "invalid-type", field: "priority", detail: "a non-negative integer"},
 		{name: "number for string", contentType: ct, body: `{"customer_id":7}`, status: 400, slug: "invalid-type", field: "customer_id", detail: "a string"},
 		{name: "object for slice", contentType: ct, body: `{"items":{}}`, status: 400, slug: "invalid-type", field: "items", detail: "an array"},
-		{name: "string for nested object", contentType: ct, body: `{"items":[{"unit_price":"1 EUR"}]}`, status: 400, slug: "invalid-type", field: "items.unit_price", detail: "an object"},
+		{name: "string for nested object", contentType: ct, body: `{"items":[{"unit_price":"1 EUR"}]}`, status: 400, slug: "invalid-type", field: "items[0].unit_price", detail: "an object"},
 		{name: "array body", contentType: ct, body: `[{"customer_id":"c"}]`, status: 400, slug: "invalid-type", detail: "must be a JSON object, got an array"},
 		{name: "null body", contentType: ct, body: `null`, status: 400, slug: "invalid-type", detail: "got null"},
 		{name: "trailing object", contentType: ct, body: valid + ` {}`, status: 400, slug: "malformed-json", detail: "after the JSON object"},
 		{name: "trailing garbage", contentType: ct, body: valid + `x`, status: 400, slug: "malformed-json", detail: "after the JSON object"},
-		{name: "bad time value", contentType: ct, body: `{"customer_id":"c","due":"tomorrow"}`, status: 400, slug: "invalid-value"},
+		{name: "bad time value", contentType: ct, body: `{"customer_id":"c","due":"tomorrow"}`, status: 400, slug: "invalid-value", field: "due"},
 		{name: "validate missing field", contentType: ct, body: `{"items":[]}`, status: 400, slug: "missing-field", field: "customer_id", detail: `field "customer_id" is required`},
 		{name: "validate problem kept", contentType: ct, body: `{"customer_id":"c","items":[{"quantity":0}]}`, status: 400, slug: "invalid-value", field: "items[0].quantity", detail: "quantity must be positive"},
 		{name: "validate plain error", contentType: ct, body: `{"customer_id":"plain-error"}`, status: 400, slug: "invalid-value", detail: "customer plain-error is not allowed"},
@@ -252,6 +253,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		{"application/json", `null`},
 		{"application/json", `{"at":"not a time"}`},
 		{"application/json", `{"id":"\ud800"}`},
+		{"application/json", "{\"id\":\"a\xff\"}"},
+		{"application/json", `{"ID":"a","id":"b"}`},
+		{"application/json", `{"id":"a","id":"b"}`},
 		{"application/json", "\xef\xbb\xbf{}"},
 		{"application/json", `{"items":[{"price":1e400}]}`},
 		{"text/plain", `{}`},
@@ -274,6 +278,15 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err == nil {
 			if !json.Valid(body) {
 				t.Fatalf("accepted invalid JSON %q", body)
+			}
+			// Accepted text is exactly what was sent: valid UTF-8, and no
+			// string decoded to the replacement character unless sent.
+			if !utf8.Valid(body) {
+				t.Fatalf("accepted invalid UTF-8 %q", body)
+			}
+			if strings.Contains(fmt.Sprintf("%+v", v), "\uFFFD") && !strings.Contains(string(body), "\uFFFD") &&
+				!strings.Contains(strings.ToLower(string(body)), `\ufffd`) {
+				t.Fatalf("decoded %q to U+FFFD that was not sent", body)
 			}
 			return
 		}

@@ -76,9 +76,10 @@ func (e *ProblemError) Error() string {
 	return b.String()
 }
 
-// NewProblem returns a problem of type ProblemTypeBase+slug.
+// NewProblem returns a problem of type ProblemTypeBase+slug whose code is
+// the slug; WithCode sets a finer one (such as "order.items_empty").
 func NewProblem(status int, slug, title, detail string) *ProblemError {
-	return &ProblemError{Problem: Problem{Type: ProblemTypeBase + slug, Title: title, Status: status, Detail: detail}}
+	return &ProblemError{Problem: Problem{Type: ProblemTypeBase + slug, Title: title, Status: status, Detail: detail, Code: slug}}
 }
 
 // WithField returns a copy of e naming field. It copies so that a problem
@@ -110,7 +111,8 @@ func MissingField(field string) *ProblemError {
 		fmt.Sprintf("field %q is required", field)).WithField(field)
 }
 
-// WriteProblem answers with p as application/problem+json. It fills Instance
+// WriteProblem answers with p as application/problem+json. It fills Code
+// from the slug when it is empty, Instance
 // with the request path and CorrelationID from the context when they are
 // empty, and asks clients to retry a 503 after a second unless the handler
 // set Retry-After itself.
@@ -123,6 +125,13 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
+	}
+	if p.Code == "" {
+		// Every answer carries a code (the README promises it): the slug, or
+		// for a problem outside ProblemTypeBase the status in words.
+		if p.Code = p.Slug(); p.Code == "" {
+			p.Code = strings.ToLower(strings.ReplaceAll(http.StatusText(p.Status), " ", "-"))
+		}
 	}
 	if p.Instance == "" && r != nil && r.URL != nil {
 		p.Instance = r.URL.Path

@@ -44,24 +44,24 @@ func TestWriteProblem(t *testing.T) {
 			name:        "keeps given instance and correlation id",
 			problem:     Problem{Type: ProblemTypeBase + "x", Title: "X", Status: 400, Instance: "/elsewhere", CorrelationID: "given", Field: "items[0].quantity"},
 			correlation: "corr-2",
-			want:        Problem{Type: ProblemTypeBase + "x", Title: "X", Status: 400, Instance: "/elsewhere", CorrelationID: "given", Field: "items[0].quantity"},
+			want:        Problem{Type: ProblemTypeBase + "x", Title: "X", Status: 400, Instance: "/elsewhere", CorrelationID: "given", Field: "items[0].quantity", Code: "x"},
 		},
 		{
 			name:    "blank problem gets defaults",
 			problem: Problem{},
-			want:    Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Instance: "/v1/orders/o-1/confirm"},
+			want:    Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Instance: "/v1/orders/o-1/confirm", Code: "internal-server-error"},
 		},
 		{
 			name:       "503 asks for a retry",
 			problem:    NewProblem(http.StatusServiceUnavailable, "unavailable", "Unavailable", "").Problem,
-			want:       Problem{Type: ProblemTypeBase + "unavailable", Title: "Unavailable", Status: 503, Instance: "/v1/orders/o-1/confirm"},
+			want:       Problem{Type: ProblemTypeBase + "unavailable", Title: "Unavailable", Status: 503, Instance: "/v1/orders/o-1/confirm", Code: "unavailable"},
 			retryAfter: "1",
 		},
 		{
 			name:       "503 keeps the handler's Retry-After",
 			problem:    NewProblem(http.StatusServiceUnavailable, "unavailable", "Unavailable", "").Problem,
 			preset:     map[string]string{"Retry-After": "30"},
-			want:       Problem{Type: ProblemTypeBase + "unavailable", Title: "Unavailable", Status: 503, Instance: "/v1/orders/o-1/confirm"},
+			want:       Problem{Type: ProblemTypeBase + "unavailable", Title: "Unavailable", Status: 503, Instance: "/v1/orders/o-1/confirm", Code: "unavailable"},
 			retryAfter: "30",
 		},
 	}
