@@ -180,6 +180,12 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.True(t, r.IsDeleted)
 		require.Equal(t, r.UpdatedAt, r.DeletedAt)
 		require.Equal(t, []readmodel.OrderItemRow{{ProductID: "sku-1", Quantity: 2, UnitPriceMinor: 1250, Currency: "EUR"}}, r.Items)
+		require.Equal(t, "changed mind", r.CancelReason)
+		require.Equal(t, "customer", r.CancelledBy)
+		require.Equal(t, 2, r.ItemCount)
+		require.Equal(t, map[string]int64{"EUR": 2500}, r.Totals)
+		require.Empty(t, r.Carrier)
+		require.True(t, r.ShippedAt.IsZero())
 
 		r, ok, err = readmodel.ReadOrder(ctx, session, o1)
 		require.NoError(t, err)
@@ -189,6 +195,15 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.True(t, r.DeletedAt.IsZero())
 		require.Len(t, r.Items, 2)
 		require.Equal(t, r.CreatedAt, readmodel.Millis(r.CreatedAt), "timestamps come back at millisecond precision, in UTC")
+		require.Equal(t, "DHL", r.Carrier)
+		require.Equal(t, "T1", r.TrackingNumber)
+		require.Equal(t, "A.L.", r.DeliverySignature)
+		require.False(t, r.ShippedAt.IsZero())
+		require.True(t, r.DeliveredAt.After(r.ShippedAt))
+		require.Equal(t, r.UpdatedAt, r.DeliveredAt)
+		require.Empty(t, r.CancelReason)
+		require.Equal(t, 4, r.ItemCount)
+		require.Equal(t, map[string]int64{"EUR": 999 + 300}, r.Totals)
 
 		_, ok, err = readmodel.ReadOrder(ctx, session, gocql.MustRandomUUID())
 		require.NoError(t, err)
@@ -198,6 +213,9 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, []gocql.UUID{o4, o2, o1}, orderIDsOf(annOrders), "newest first")
 		require.Equal(t, "CANCELLED", annOrders[1].Status)
+		require.Equal(t, 4, annOrders[2].ItemCount)
+		require.Equal(t, map[string]int64{"EUR": 1299}, annOrders[2].Totals)
+		require.Equal(t, r.UpdatedAt, annOrders[2].UpdatedAt)
 		page, token, err := readmodel.OrdersOfCustomerPage(ctx, session, ann, 2, nil)
 		require.NoError(t, err)
 		require.Equal(t, annOrders[:2], page)
@@ -225,6 +243,9 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.Len(t, rows, 1)
 		require.Equal(t, o4, rows[0].OrderID)
 		require.Equal(t, ann, rows[0].CustomerID)
+		require.Equal(t, 2, rows[0].ItemCount)
+		require.Equal(t, map[string]int64{"EUR": 2500}, rows[0].Totals)
+		require.Equal(t, rows[0].CreatedAt, rows[0].UpdatedAt)
 		require.Empty(t, next)
 
 		cr, ok, err := readmodel.ReadCustomer(ctx, session, ann)
@@ -256,20 +277,25 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		o3Row, _, err := readmodel.ReadOrder(ctx, session, o3)
 		require.NoError(t, err)
 		// o3 left behind in the CREATED partition, o1 with a wrong status,
-		// bob's row gone, ann's address changed.
+		// bob's row gone, ann's address changed, o4 listed with a wrong
+		// item count.
 		require.NoError(t, session.Query(`INSERT INTO orders_by_status (status, created_at, order_id, customer_id, version) VALUES ('CREATED', ?, ?, ?, 1)`,
 			o3Row.CreatedAt, o3, bob).Exec())
 		require.NoError(t, session.Query(`UPDATE order_read_model SET status = 'SHIPPED' WHERE order_id = ?`, o1).Exec())
 		require.NoError(t, session.Query(`DELETE FROM customer_read_model WHERE customer_id = ?`, bob).Exec())
+		o4Row, _, err := readmodel.ReadOrder(ctx, session, o4)
+		require.NoError(t, err)
+		require.NoError(t, session.Query(`UPDATE orders_by_customer SET item_count = 99 WHERE customer_id = ? AND created_at = ? AND order_id = ?`,
+			ann, o4Row.CreatedAt, o4).Exec())
 		require.NoError(t, session.Query(`UPDATE customer_read_model SET addresses[?] = {label: 'home', line1: '1 Main St', city: 'Berlin', postal_code: '10115', country: 'DE'} WHERE customer_id = ?`, home, ann).Exec())
 
 		rep, err := readmodeltest.Check(ctx, session, store)
 		require.NoError(t, err)
 		require.False(t, rep.OK())
-		require.Len(t, rep.Mismatches, 4, rep.String())
+		require.Len(t, rep.Mismatches, 5, rep.String())
 		require.Equal(t, readmodeltest.TableCounts{Expected: 4, Actual: 5, Extra: 1}, rep.Tables[readmodel.OrdersByStatusTable])
 		require.Equal(t, readmodeltest.TableCounts{Expected: 4, Actual: 4, Wrong: 1}, rep.Tables[readmodel.OrderReadModelTable])
-		require.Equal(t, readmodeltest.TableCounts{Expected: 4, Actual: 4}, rep.Tables[readmodel.OrdersByCustomerTable])
+		require.Equal(t, readmodeltest.TableCounts{Expected: 4, Actual: 4, Wrong: 1}, rep.Tables[readmodel.OrdersByCustomerTable])
 		require.Equal(t, readmodeltest.TableCounts{Expected: 2, Actual: 1, Missing: 1, Wrong: 1}, rep.Tables[readmodel.CustomerReadModelTable])
 		s := rep.String()
 		t.Log(s)
@@ -278,10 +304,11 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.Contains(t, s, "order_read_model "+o1.String()+": Status: want DELIVERED, got SHIPPED")
 		require.Contains(t, s, "customer_read_model "+bob.String()+": missing")
 		require.Contains(t, s, "customer_read_model "+ann.String()+": Addresses: want")
+		require.Contains(t, s, "ItemCount: want 2, got 99")
 
 		only, err := readmodeltest.CheckTables(ctx, session, store, readmodel.OrdersByCustomerTable, readmodel.OrderReadModelTable)
 		require.NoError(t, err)
-		require.Len(t, only.Mismatches, 1, only.String())
+		require.Len(t, only.Mismatches, 2, only.String())
 		require.Equal(t, 4, only.Aggregates, "customers are not read for order tables")
 		require.Len(t, only.Tables, 2)
 

@@ -13,28 +13,34 @@ import (
 // The readers use the session's consistency; the caller's context bounds
 // them.
 const (
-	selectOrder = `SELECT order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at FROM ` +
-		OrderReadModelTable + ` WHERE order_id = ?`
-	selectOrdersOfCustomer = `SELECT customer_id, created_at, order_id, status, version FROM ` +
-		OrdersByCustomerTable + ` WHERE customer_id = ?`
-	selectOrdersWithStatus = `SELECT status, created_at, order_id, customer_id, version FROM ` +
-		OrdersByStatusTable + ` WHERE status = ?`
+	selectOrder = `SELECT ` + OrderColumns + ` FROM ` + OrderReadModelTable + ` WHERE order_id = ?`
+	selectOrdersOfCustomer = `SELECT ` + CustomerOrderColumns + ` FROM ` + OrdersByCustomerTable + ` WHERE customer_id = ?`
+	selectOrdersWithStatus = `SELECT ` + StatusOrderColumns + ` FROM ` + OrdersByStatusTable + ` WHERE status = ?`
 	selectCustomer = `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM ` +
 		CustomerReadModelTable + ` WHERE customer_id = ?`
+)
+
+// The columns of each order table, in the order of the scan destinations
+// OrderRowDest, CustomerOrderRowDest and StatusOrderRowDest.
+const (
+	OrderColumns = `order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at, ` +
+		`carrier, tracking_number, shipped_at, delivered_at, delivery_signature, cancel_reason, cancelled_by, item_count, totals`
+	CustomerOrderColumns = `customer_id, created_at, order_id, status, version, item_count, totals, updated_at`
+	StatusOrderColumns   = `status, created_at, order_id, customer_id, version, item_count, totals, updated_at`
 )
 
 // ReadOrder returns the order_read_model row of the order, or false when
 // there is none.
 func ReadOrder(ctx context.Context, session *gocql.Session, id gocql.UUID) (OrderRow, bool, error) {
 	var r OrderRow
-	err := session.Query(selectOrder, id).WithContext(ctx).Idempotent(true).Scan(orderRowDest(&r)...)
+	err := session.Query(selectOrder, id).WithContext(ctx).Idempotent(true).Scan(OrderRowDest(&r)...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return OrderRow{}, false, nil
 	}
 	if err != nil {
 		return OrderRow{}, false, fmt.Errorf("reading order %s: %w", id, err)
 	}
-	normalizeOrder(&r)
+	NormalizeOrder(&r)
 	return r, true, nil
 }
 
@@ -56,7 +62,7 @@ func ReadCustomer(ctx context.Context, session *gocql.Session, id gocql.UUID) (C
 // OrdersOfCustomer returns every order of the customer, newest first.
 func OrdersOfCustomer(ctx context.Context, session *gocql.Session, customerID gocql.UUID) ([]CustomerOrderRow, error) {
 	iter := session.Query(selectOrdersOfCustomer, customerID).WithContext(ctx).Idempotent(true).Iter()
-	rows, err := scanAll(iter, customerOrderRowDest)
+	rows, err := scanAll(iter, CustomerOrderRowDest, NormalizeCustomerOrder)
 	if err != nil {
 		return nil, fmt.Errorf("reading orders of customer %s: %w", customerID, err)
 	}
@@ -68,7 +74,7 @@ func OrdersOfCustomer(ctx context.Context, session *gocql.Session, customerID go
 // token of the next page (nil after the last).
 func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
 	q := session.Query(selectOrdersOfCustomer, customerID).WithContext(ctx).Idempotent(true)
-	rows, next, err := scanPage(q, size, token, customerOrderRowDest)
+	rows, next, err := scanPage(q, size, token, CustomerOrderRowDest, NormalizeCustomerOrder)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading orders of customer %s: %w", customerID, err)
 	}
@@ -78,7 +84,7 @@ func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerI
 // OrdersWithStatus returns every order with the status, newest first.
 func OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.OrderStatus) ([]StatusOrderRow, error) {
 	iter := session.Query(selectOrdersWithStatus, status.String()).WithContext(ctx).Idempotent(true).Iter()
-	rows, err := scanAll(iter, statusOrderRowDest)
+	rows, err := scanAll(iter, StatusOrderRowDest, NormalizeStatusOrder)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s orders: %w", status, err)
 	}
@@ -90,29 +96,30 @@ func OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.
 // token of the next page (nil after the last).
 func OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, size int, token []byte) ([]StatusOrderRow, []byte, error) {
 	q := session.Query(selectOrdersWithStatus, status.String()).WithContext(ctx).Idempotent(true)
-	rows, next, err := scanPage(q, size, token, statusOrderRowDest)
+	rows, next, err := scanPage(q, size, token, StatusOrderRowDest, NormalizeStatusOrder)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s orders: %w", status, err)
 	}
 	return rows, next, nil
 }
 
-// orderRowDest returns the scan destinations of r in the column order of
-// selectOrder.
-func orderRowDest(r *OrderRow) []any {
-	return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt}
+// OrderRowDest returns the scan destinations of r in the order of
+// OrderColumns.
+func OrderRowDest(r *OrderRow) []any {
+	return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt,
+		&r.Carrier, &r.TrackingNumber, &r.ShippedAt, &r.DeliveredAt, &r.DeliverySignature, &r.CancelReason, &r.CancelledBy, &r.ItemCount, &r.Totals}
 }
 
-// customerOrderRowDest returns the scan destinations of r in the column
-// order of selectOrdersOfCustomer.
-func customerOrderRowDest(r *CustomerOrderRow) []any {
-	return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version}
+// CustomerOrderRowDest returns the scan destinations of r in the order of
+// CustomerOrderColumns.
+func CustomerOrderRowDest(r *CustomerOrderRow) []any {
+	return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 }
 
-// statusOrderRowDest returns the scan destinations of r in the column
-// order of selectOrdersWithStatus.
-func statusOrderRowDest(r *StatusOrderRow) []any {
-	return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version}
+// StatusOrderRowDest returns the scan destinations of r in the order of
+// StatusOrderColumns.
+func StatusOrderRowDest(r *StatusOrderRow) []any {
+	return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 }
 
 // customerRowDest returns the scan destinations of r in the column order
@@ -121,11 +128,30 @@ func customerRowDest(r *CustomerRow) []any {
 	return []any{&r.CustomerID, &r.Name, &r.Email, &r.Phone, &r.Addresses, &r.Tier, &r.Status, &r.Version, &r.CreatedAt, &r.UpdatedAt}
 }
 
-// normalizeOrder gives a scanned row the one spelling of "no items" the
-// views produce: nil, never empty.
-func normalizeOrder(r *OrderRow) {
+// NormalizeOrder gives a scanned row the one spelling of "no items" and
+// "no totals" the views produce: nil, never empty.
+func NormalizeOrder(r *OrderRow) {
 	if len(r.Items) == 0 {
 		r.Items = nil
+	}
+	if len(r.Totals) == 0 {
+		r.Totals = nil
+	}
+}
+
+// NormalizeCustomerOrder gives a scanned row the one spelling of "no
+// totals": nil.
+func NormalizeCustomerOrder(r *CustomerOrderRow) {
+	if len(r.Totals) == 0 {
+		r.Totals = nil
+	}
+}
+
+// NormalizeStatusOrder gives a scanned row the one spelling of "no
+// totals": nil.
+func NormalizeStatusOrder(r *StatusOrderRow) {
+	if len(r.Totals) == 0 {
+		r.Totals = nil
 	}
 }
 
@@ -137,12 +163,14 @@ func normalizeCustomer(r *CustomerRow) {
 	}
 }
 
-func scanAll[R any](iter *gocql.Iter, dest func(*R) []any) ([]R, error) {
+// scanAll reads every row of iter into dest, normalized by norm.
+func scanAll[R any](iter *gocql.Iter, dest func(*R) []any, norm func(*R)) ([]R, error) {
 	var (
 		rows []R
 		r    R
 	)
 	for iter.Scan(dest(&r)...) {
+		norm(&r)
 		rows = append(rows, r)
 		r = *new(R)
 	}
@@ -152,7 +180,7 @@ func scanAll[R any](iter *gocql.Iter, dest func(*R) []any) ([]R, error) {
 	return rows, nil
 }
 
-func scanPage[R any](q *gocql.Query, size int, token []byte, dest func(*R) []any) ([]R, []byte, error) {
+func scanPage[R any](q *gocql.Query, size int, token []byte, dest func(*R) []any, norm func(*R)) ([]R, []byte, error) {
 	if size <= 0 {
 		return nil, nil, fmt.Errorf("page size %d, must be positive", size)
 	}
@@ -160,7 +188,7 @@ func scanPage[R any](q *gocql.Query, size int, token []byte, dest func(*R) []any
 	// iterator holds one page.
 	iter := q.PageSize(size).PageState(token).Iter()
 	next := iter.PageState()
-	rows, err := scanAll(iter, dest)
+	rows, err := scanAll(iter, dest, norm)
 	if err != nil {
 		return nil, nil, err
 	}

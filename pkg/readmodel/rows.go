@@ -42,6 +42,23 @@ type OrderRow struct {
 	// IsDeleted is true, and DeletedAt set, once the order is cancelled.
 	IsDeleted bool
 	DeletedAt time.Time
+	// Carrier and TrackingNumber are set, and ShippedAt, once the order is
+	// shipped; DeliveredAt once it is delivered, with the signature if one
+	// was taken. Empty strings and zero times are null columns.
+	Carrier           string
+	TrackingNumber    string
+	ShippedAt         time.Time
+	DeliveredAt       time.Time
+	DeliverySignature string
+	// CancelReason and CancelledBy are set once the order is cancelled.
+	CancelReason string
+	CancelledBy  string
+	// ItemCount is the number of units ordered: the sum of the items'
+	// quantities.
+	ItemCount int
+	// Totals is the sum of the line totals (quantity × unit price) per
+	// currency code, in minor units; nil when the order has no items.
+	Totals map[string]int64
 }
 
 // CustomerOrderRow is a row of orders_by_customer, keyed by (CustomerID;
@@ -52,6 +69,11 @@ type CustomerOrderRow struct {
 	OrderID    gocql.UUID
 	Status     string
 	Version    int64
+	// ItemCount, Totals and UpdatedAt are as in OrderRow: what a listing
+	// shows of each order besides its status.
+	ItemCount int
+	Totals    map[string]int64
+	UpdatedAt time.Time
 }
 
 // StatusOrderRow is a row of orders_by_status, keyed by (Status;
@@ -62,6 +84,10 @@ type StatusOrderRow struct {
 	OrderID    gocql.UUID
 	CustomerID gocql.UUID
 	Version    int64
+	// ItemCount, Totals and UpdatedAt are as in OrderRow.
+	ItemCount int
+	Totals    map[string]int64
+	UpdatedAt time.Time
 }
 
 // AddressRow is a value of the address UDT; gocql maps it through the cql

@@ -34,6 +34,11 @@ type Order struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// DeletedAt is when the order was cancelled; zero while it is not.
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// ShippedAt and DeliveredAt are when the order was shipped and
+	// delivered; zero until then. A checkpoint written before schema v0005
+	// lacks them: a rebuild of the view folds them from the events.
+	ShippedAt   time.Time `json:"shipped_at,omitzero"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
 }
 
 // Customer is the state the customer view keeps per customer. It
@@ -74,8 +79,13 @@ func FoldOrder(s Order, e eventstore.Event) (Order, error) {
 	}
 	at := touch(&s.CreatedAt, &s.UpdatedAt, e)
 	s.State = order.Apply(s.State, de)
-	if _, ok := de.(order.OrderCancelled); ok {
+	switch de.(type) {
+	case order.OrderCancelled:
 		s.DeletedAt = at
+	case order.OrderShipped:
+		s.ShippedAt = at
+	case order.OrderDelivered:
+		s.DeliveredAt = at
 	}
 	return s, nil
 }

@@ -2,6 +2,7 @@ package readmodel
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -63,13 +64,15 @@ func orderView(name, table string, write func(*gocql.Batch, gocql.UUID, Order, b
 // non-frozen collection written by INSERT replaces the previous one.
 const (
 	insertOrder = `INSERT INTO ` + OrderReadModelTable +
-		` (order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		` (order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at,` +
+		` carrier, tracking_number, shipped_at, delivered_at, delivery_signature, cancel_reason, cancelled_by, item_count, totals)` +
+		` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insertOrderByCustomer = `INSERT INTO ` + OrdersByCustomerTable +
-		` (customer_id, created_at, order_id, status, version) VALUES (?, ?, ?, ?, ?)`
+		` (customer_id, created_at, order_id, status, version, item_count, totals, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	deleteOrderByCustomer = `DELETE FROM ` + OrdersByCustomerTable +
 		` WHERE customer_id = ? AND created_at = ? AND order_id = ?`
 	insertOrderByStatus = `INSERT INTO ` + OrdersByStatusTable +
-		` (status, created_at, order_id, customer_id, version) VALUES (?, ?, ?, ?, ?)`
+		` (status, created_at, order_id, customer_id, version, item_count, totals, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	deleteOrderByStatus = `DELETE FROM ` + OrdersByStatusTable +
 		` WHERE status = ? AND created_at = ? AND order_id = ?`
 	insertCustomer = `INSERT INTO ` + CustomerReadModelTable +
@@ -154,7 +157,9 @@ var writeOrderReadModel = rowTable[Order, OrderRow]{
 	rowOf: OrderRowOf,
 	insert: func(b *gocql.Batch, r OrderRow) {
 		b.Query(insertOrder, r.OrderID, r.CustomerID, r.Items, r.Status, r.CreatedAt, r.UpdatedAt,
-			r.Version, r.IsDeleted, nullTime(r.DeletedAt))
+			r.Version, r.IsDeleted, nullTime(r.DeletedAt),
+			nullString(r.Carrier), nullString(r.TrackingNumber), nullTime(r.ShippedAt), nullTime(r.DeliveredAt),
+			nullString(r.DeliverySignature), nullString(r.CancelReason), nullString(r.CancelledBy), r.ItemCount, nullTotals(r.Totals))
 	},
 }.write
 
@@ -163,7 +168,7 @@ var writeOrderReadModel = rowTable[Order, OrderRow]{
 var writeOrdersByCustomer = rowTable[Order, CustomerOrderRow]{
 	rowOf: customerOrderRowOf,
 	insert: func(b *gocql.Batch, r CustomerOrderRow) {
-		b.Query(insertOrderByCustomer, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version)
+		b.Query(insertOrderByCustomer, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
 	},
 	key: func(r CustomerOrderRow) []any { return []any{r.CustomerID, r.CreatedAt, r.OrderID} },
 	del: deleteOrderByCustomer,
@@ -176,7 +181,7 @@ var writeOrdersByCustomer = rowTable[Order, CustomerOrderRow]{
 var writeOrdersByStatus = rowTable[Order, StatusOrderRow]{
 	rowOf: statusOrderRowOf,
 	insert: func(b *gocql.Batch, r StatusOrderRow) {
-		b.Query(insertOrderByStatus, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version)
+		b.Query(insertOrderByStatus, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
 	},
 	key: func(r StatusOrderRow) []any { return []any{r.Status, r.CreatedAt, r.OrderID} },
 	del: deleteOrderByStatus,
@@ -206,21 +211,72 @@ func OrderRowOf(id gocql.UUID, s Order, version int64) (OrderRow, error) {
 			Currency:       it.Currency().Code(),
 		})
 	}
-	cancelled := s.State.Status == value.OrderStatusCancelled
+	count, totals, err := Summarize(items)
+	if err != nil {
+		return OrderRow{}, fmt.Errorf("order %s: %w", id, err)
+	}
+	st := s.State
+	cancelled := st.Status == value.OrderStatusCancelled
 	row := OrderRow{
-		OrderID:    id,
-		CustomerID: customerID,
-		Items:      items,
-		Status:     s.State.Status.String(),
-		CreatedAt:  Millis(s.CreatedAt),
-		UpdatedAt:  Millis(s.UpdatedAt),
-		Version:    version,
-		IsDeleted:  cancelled,
+		OrderID:           id,
+		CustomerID:        customerID,
+		Items:             items,
+		Status:            st.Status.String(),
+		CreatedAt:         Millis(s.CreatedAt),
+		UpdatedAt:         Millis(s.UpdatedAt),
+		Version:           version,
+		IsDeleted:         cancelled,
+		Carrier:           st.Carrier,
+		TrackingNumber:    st.TrackingNumber,
+		ShippedAt:         Millis(s.ShippedAt),
+		DeliveredAt:       Millis(s.DeliveredAt),
+		DeliverySignature: st.Signature,
+		CancelReason:      st.CancelReason,
+		CancelledBy:       st.CancelledBy,
+		ItemCount:         count,
+		Totals:            totals,
 	}
 	if cancelled {
 		row.DeletedAt = Millis(s.DeletedAt)
 	}
 	return row, nil
+}
+
+// Summarize returns the number of units of items (the sum of their
+// quantities) and their total per currency code in minor units (nil when
+// there are no items). It fails should a total overflow int64, which the
+// domain refuses to record.
+func Summarize(items []OrderItemRow) (int, map[string]int64, error) {
+	var (
+		count  int
+		totals map[string]int64
+	)
+	for _, it := range items {
+		line, ok := mulExact(int64(it.Quantity), it.UnitPriceMinor)
+		sum, ok2 := addExact(totals[it.Currency], line)
+		if !ok || !ok2 {
+			return 0, nil, fmt.Errorf("the %s total of the items overflows", it.Currency)
+		}
+		if totals == nil {
+			totals = map[string]int64{}
+		}
+		totals[it.Currency] = sum
+		count += it.Quantity
+	}
+	return count, totals, nil
+}
+
+func mulExact(a, b int64) (int64, bool) {
+	if a == 0 || b == 0 {
+		return 0, true
+	}
+	p := a * b
+	return p, p/b == a && !(a == -1 && b == math.MinInt64) && !(b == -1 && a == math.MinInt64)
+}
+
+func addExact(a, b int64) (int64, bool) {
+	s := a + b
+	return s, (s > a) == (b > 0)
 }
 
 // customerOrderRowOf is the orders_by_customer row of order id in state s
@@ -230,12 +286,19 @@ func customerOrderRowOf(id gocql.UUID, s Order, version int64) (CustomerOrderRow
 	if err != nil {
 		return CustomerOrderRow{}, err
 	}
+	count, totals, err := summary(id, s)
+	if err != nil {
+		return CustomerOrderRow{}, err
+	}
 	return CustomerOrderRow{
 		CustomerID: customerID,
 		CreatedAt:  Millis(s.CreatedAt),
 		OrderID:    id,
 		Status:     s.State.Status.String(),
 		Version:    version,
+		ItemCount:  count,
+		Totals:     totals,
+		UpdatedAt:  Millis(s.UpdatedAt),
 	}, nil
 }
 
@@ -246,13 +309,33 @@ func statusOrderRowOf(id gocql.UUID, s Order, version int64) (StatusOrderRow, er
 	if err != nil {
 		return StatusOrderRow{}, err
 	}
+	count, totals, err := summary(id, s)
+	if err != nil {
+		return StatusOrderRow{}, err
+	}
 	return StatusOrderRow{
 		Status:     s.State.Status.String(),
 		CreatedAt:  Millis(s.CreatedAt),
 		OrderID:    id,
 		CustomerID: customerID,
 		Version:    version,
+		ItemCount:  count,
+		Totals:     totals,
+		UpdatedAt:  Millis(s.UpdatedAt),
 	}, nil
+}
+
+// summary is the item count and totals of order id in state s.
+func summary(id gocql.UUID, s Order) (int, map[string]int64, error) {
+	items := make([]OrderItemRow, 0, len(s.State.Items))
+	for _, it := range s.State.Items {
+		items = append(items, OrderItemRow{Quantity: int(it.Quantity()), UnitPriceMinor: it.UnitPrice().Amount(), Currency: it.Currency().Code()})
+	}
+	count, totals, err := Summarize(items)
+	if err != nil {
+		return 0, nil, fmt.Errorf("order %s: %w", id, err)
+	}
+	return count, totals, nil
 }
 
 // customerOf is the customer of order id in state s, the UUID every order
@@ -304,6 +387,15 @@ func nullTime(t time.Time) any {
 		return nil
 	}
 	return t
+}
+
+// nullTotals binds no totals as null, the value a row without items
+// reads back as.
+func nullTotals(m map[string]int64) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 func nullString(s string) any {

@@ -112,22 +112,24 @@ func CheckTables(ctx context.Context, session *gocql.Session, store *eventstore.
 	checks := map[string]func(table string) error{
 		readmodel.OrderReadModelTable: func(table string) error {
 			return checkTable(ctx, session, &rep, table,
-				`order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at`,
+				`order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at, `+
+					`carrier, tracking_number, shipped_at, delivered_at, delivery_signature, cancel_reason, cancelled_by, item_count, totals`,
 				func(r *readmodel.OrderRow) []any {
-					return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt}
+					return []any{&r.OrderID, &r.CustomerID, &r.Items, &r.Status, &r.CreatedAt, &r.UpdatedAt, &r.Version, &r.IsDeleted, &r.DeletedAt,
+						&r.Carrier, &r.TrackingNumber, &r.ShippedAt, &r.DeliveredAt, &r.DeliverySignature, &r.CancelReason, &r.CancelledBy, &r.ItemCount, &r.Totals}
 				},
 				func(r readmodel.OrderRow) string { return r.OrderID.String() }, exp.orders)
 		},
 		readmodel.OrdersByCustomerTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table, `customer_id, created_at, order_id, status, version`,
+			return checkTable(ctx, session, &rep, table, `customer_id, created_at, order_id, status, version, item_count, totals, updated_at`,
 				func(r *readmodel.CustomerOrderRow) []any {
-					return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version}
+					return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 				}, customerOrderKey, exp.byCustomer)
 		},
 		readmodel.OrdersByStatusTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table, `status, created_at, order_id, customer_id, version`,
+			return checkTable(ctx, session, &rep, table, `status, created_at, order_id, customer_id, version, item_count, totals, updated_at`,
 				func(r *readmodel.StatusOrderRow) []any {
-					return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version}
+					return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 				}, statusOrderKey, exp.byStatus)
 		},
 		readmodel.CustomerReadModelTable: func(table string) error {
@@ -288,19 +290,38 @@ func expectOrder(exp *expected, id gocql.UUID, h history[order.Event]) error {
 			ProductID: it.ProductID(), Quantity: int(it.Quantity()),
 			UnitPriceMinor: it.UnitPrice().Amount(), Currency: it.UnitPrice().Currency().Code(),
 		})
+		// The domain refuses totals that overflow int64; the checker
+		// trusts that and sums plainly.
+		if row.Totals == nil {
+			row.Totals = map[string]int64{}
+		}
+		row.Totals[it.UnitPrice().Currency().Code()] += it.Quantity() * it.UnitPrice().Amount()
+		row.ItemCount += int(it.Quantity())
 	}
-	if s.Status == value.OrderStatusCancelled {
-		row.IsDeleted = true
-		for i, e := range h.events {
-			if _, ok := e.(order.OrderCancelled); ok {
-				row.DeletedAt = h.times[i]
-			}
+	// The latest event of each kind says when, and the state what.
+	for i, e := range h.events {
+		switch e.(type) {
+		case order.OrderShipped:
+			row.ShippedAt = h.times[i]
+		case order.OrderDelivered:
+			row.DeliveredAt = h.times[i]
+		case order.OrderCancelled:
+			row.DeletedAt = h.times[i]
 		}
 	}
+	row.Carrier, row.TrackingNumber, row.DeliverySignature = s.Carrier, s.TrackingNumber, s.Signature
+	row.CancelReason, row.CancelledBy = s.CancelReason, s.CancelledBy
+	if s.Status == value.OrderStatusCancelled {
+		row.IsDeleted = true
+	} else {
+		row.DeletedAt = time.Time{}
+	}
 	exp.orders[id.String()] = row
-	bc := readmodel.CustomerOrderRow{CustomerID: customerID, CreatedAt: createdAt, OrderID: id, Status: row.Status, Version: h.lastSeq}
+	bc := readmodel.CustomerOrderRow{CustomerID: customerID, CreatedAt: createdAt, OrderID: id, Status: row.Status, Version: h.lastSeq,
+		ItemCount: row.ItemCount, Totals: row.Totals, UpdatedAt: updatedAt}
 	exp.byCustomer[customerOrderKey(bc)] = bc
-	bs := readmodel.StatusOrderRow{Status: row.Status, CreatedAt: createdAt, OrderID: id, CustomerID: customerID, Version: h.lastSeq}
+	bs := readmodel.StatusOrderRow{Status: row.Status, CreatedAt: createdAt, OrderID: id, CustomerID: customerID, Version: h.lastSeq,
+		ItemCount: row.ItemCount, Totals: row.Totals, UpdatedAt: updatedAt}
 	exp.byStatus[statusOrderKey(bs)] = bs
 	return nil
 }
@@ -384,6 +405,17 @@ func normalize[R any](r R) R {
 	case *readmodel.OrderRow:
 		if len(v.Items) == 0 {
 			v.Items = nil
+		}
+		if len(v.Totals) == 0 {
+			v.Totals = nil
+		}
+	case *readmodel.CustomerOrderRow:
+		if len(v.Totals) == 0 {
+			v.Totals = nil
+		}
+	case *readmodel.StatusOrderRow:
+		if len(v.Totals) == 0 {
+			v.Totals = nil
 		}
 	case *readmodel.CustomerRow:
 		if len(v.Addresses) == 0 {
