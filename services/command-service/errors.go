@@ -61,7 +61,7 @@ func problemFor(err error) (httpapi.Problem, string) {
 			"other commands kept changing the aggregate while this one was retried; try again", "concurrent_modification", "")
 		p.CurrentVersion = &race.Actual
 		return p, "conflict"
-	case cql.WriteUnavailable(err):
+	case cql.Unavailable(err):
 		return problem(http.StatusServiceUnavailable, "unavailable", "Service unavailable",
 			"the database did not answer in time; the command may be retried with the same Idempotency-Key", "unavailable", ""), "unavailable"
 	default:

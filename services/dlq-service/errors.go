@@ -13,7 +13,7 @@ import (
 
 // fail answers err as a problem (httpapi.Fail).
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	httpapi.Fail(w, r, a.logger, "dlq request failed", err, func(err error) bool { return cql.ReadUnavailable(err) || cql.WriteUnavailable(err) })
+	httpapi.Fail(w, r, a.logger, "dlq request failed", err, cql.Unavailable)
 }
 
 func notFound(id gocql.UUID) *httpapi.ProblemError {
