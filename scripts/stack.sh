@@ -7,6 +7,7 @@
 #
 #   up     | start   fetch if needed, start, wait until ready (both start in parallel)
 #   down   | stop    SIGTERM the recorded pid, SIGKILL after STACK_STOP_TIMEOUT; keeps data
+#   kill             SIGKILL the recorded pid (a crash: no shutdown, no flush); keeps data
 #   status           print state of each component; exit 0 only if all requested are ready
 #   logs [-f]        print the last STACK_LOG_LINES (100) log lines, or follow with -f
 #   reset            stop and delete the component's data (.run/stack/<component>)
@@ -281,29 +282,73 @@ fetch() {
 
 # ----------------------------------------------------------------------------- processes
 
-# A pid is ours only if it is alive and its command line carries our run-dir marker
-# (guards against pid reuse). Zombies have an empty cmdline and do not match.
+# A process is alive if it exists and is not a zombie (a zombie has exited;
+# its parent has not reaped it yet).
+pid_alive() { # pid
+  local stat
+  [[ "$1" =~ ^[0-9]+$ ]] || return 1
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }" # after "pid (comm) "; comm may hold spaces and parentheses
+  [[ -n "$stat" && "${stat%% *}" != [ZX] ]]
+}
+
+# A live process is ours only once its command line carries our run-dir
+# marker (guards against pid reuse). That decides whose process it is, not
+# whether it is alive: between the fork and the exec of the launch chain
+# (subshell -> setsid -> nohup -> [setpriv] -> java) the command line is
+# still stack.sh's, and on a busy machine that lasts a while.
 pid_is_ours() { # component pid
   local marker
   marker="-Dorderstream.stack.run=$(run_dir "$1")"
-  [[ "$2" =~ ^[0-9]+$ && -r "/proc/$2/cmdline" ]] || return 1
+  pid_alive "$2" || return 1
   # (no grep -q in pipelines: an early exit would SIGPIPE the writer and, with
   # pipefail, turn a match into a failure)
   tr '\0' '\n' <"/proc/$2/cmdline" 2>/dev/null | grep -xF -- "$marker" >/dev/null
 }
 
-# Print the recorded pid if that process is running; clean up a stale pid file.
+# Print the pid of the live server of this checkout's component, found by
+# its marker among all processes (only java itself, not a launcher on its
+# way to exec it); fails if there is none.
+find_ours() { # component
+  local c="$1" d pid exe
+  for d in /proc/[0-9]*; do
+    pid="${d#/proc/}"
+    IFS= read -r -d '' exe <"$d/cmdline" 2>/dev/null || continue
+    [[ "$exe" == */java ]] || continue
+    if pid_is_ours "$c" "$pid"; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Print the pid of this checkout's running component. The pid file is
+# deleted only when its process is gone; a live process that is not ours
+# yet may be one still on its way to exec java. A server of ours that lost
+# its pid file (an older stack.sh dropped it) is found by its marker and
+# recorded again, so that it can be stopped.
 get_pid() {
-  local c="$1" pf pid
+  local c="$1" pf pid=""
   pf="$(pid_file "$c")"
-  [[ -f "$pf" ]] || return 1
-  pid="$(tr -dc '0-9' <"$pf" 2>/dev/null || true)"
-  if [[ -n "$pid" ]] && pid_is_ours "$c" "$pid"; then
+  if [[ -f "$pf" ]]; then
+    pid="$(tr -dc '0-9' <"$pf" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && pid_is_ours "$c" "$pid"; then
+      echo "$pid"
+      return 0
+    fi
+    if [[ -z "$pid" ]] || ! pid_alive "$pid"; then
+      log "$c: removing stale pid file (pid ${pid:-?} is not running)"
+      rm -f "$pf"
+    fi
+  fi
+  if pid="$(find_ours "$c")"; then
+    log "$c: pid $pid is this checkout's $c and had no pid file; recording it"
+    mkdir -p "$(dirname "$pf")"
+    echo "$pid" >"$pf"
     echo "$pid"
     return 0
   fi
-  log "$c: removing stale pid file (pid ${pid:-?} is not a running $c of this checkout)"
-  rm -f "$pf"
   return 1
 }
 
@@ -340,16 +385,24 @@ is_ready() {
 }
 
 wait_ready() { # component pid start_ms
-  local c="$1" pid="$2" t0="$3" deadline
+  local c="$1" pid="$2" t0="$3" deadline found
   deadline=$((SECONDS + STACK_TIMEOUT))
   while :; do
-    if ! pid_is_ours "$c" "$pid"; then
+    if ! pid_alive "$pid"; then
+      # With job control on, setsid forks: the server lives on under
+      # another pid that carries our marker.
+      if found="$(find_ours "$c")"; then
+        log "$c: pid $pid handed over to pid $found"
+        pid="$found"
+        echo "$pid" >"$(pid_file "$c")"
+        continue
+      fi
       log "$c: process $pid exited during startup"
       tail_log "$c"
       rm -f "$(pid_file "$c")"
       return 1
     fi
-    if is_ready "$c"; then
+    if pid_is_ours "$c" "$pid" && is_ready "$c"; then
       log "$c: ready on 127.0.0.1:$(main_port "$c") (pid $pid) after $(elapsed "$t0")"
       return 0
     fi
@@ -381,10 +434,26 @@ launch() {
   local c="$1" lf
   shift
   lf="$(log_file "$c")"
-  # fd 9 is our lock: the server must not inherit it.
-  setsid nohup "${LAUNCH_PREFIX[@]}" "$JAVA17_HOME/bin/java" "-Dorderstream.stack.run=$(run_dir "$c")" "$@" \
-    </dev/null >>"$lf" 2>&1 9>&- &
+  (
+    close_inherited_fds
+    exec setsid nohup "${LAUNCH_PREFIX[@]}" "$JAVA17_HOME/bin/java" "-Dorderstream.stack.run=$(run_dir "$c")" "$@" \
+      </dev/null >>"$lf" 2>&1
+  ) &
   echo $!
+}
+
+# The server inherits no descriptor but stdin, stdout and stderr: not our
+# lock (fd 9), and not one a caller holds either (`flock -x FILE
+# scripts/stack.sh up` hands its lock's descriptor down), which the server
+# would otherwise hold for as long as it runs, blocking every later flock.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
 }
 
 start_cassandra() {
@@ -499,6 +568,23 @@ down_one() {
   fi
   rm -f "$(pid_file "$c")"
   log "$c: stopped"
+}
+
+# SIGKILL, as a crash or the OOM killer would: no shutdown, no flush. The data
+# is kept; `up` starts it again and it recovers from its commit log.
+kill_one() {
+  local c="$1" pid deadline
+  if ! pid="$(get_pid "$c")"; then
+    log "$c: not running"
+    return 0
+  fi
+  log "$c: killing pid $pid (SIGKILL)"
+  kill -KILL "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 15))
+  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  pid_alive "$pid" && die "$c: pid $pid survived SIGKILL"
+  rm -f "$(pid_file "$c")"
+  log "$c: killed"
 }
 
 # ----------------------------------------------------------------------------- commands
@@ -621,7 +707,7 @@ main() {
 
   case "$cmd" in
     status) cmd_status "${comps[@]}"; return ;;
-    up | start | down | stop | reset | fetch) ;;
+    up | start | down | stop | kill | reset | fetch) ;;
     *) usage >&2; die "unknown command '$cmd'" ;;
   esac
 
@@ -633,9 +719,13 @@ main() {
   case "$cmd" in
     up | start) cmd_up "${comps[@]}" ;;
     down | stop) cmd_down "${comps[@]}" ;;
+    kill) for c in "${comps[@]}"; do kill_one "$c"; done ;;
     reset) cmd_reset "${comps[@]}" ;;
     fetch) cmd_fetch "${comps[@]}" ;;
   esac
 }
 
-main "$@"
+# Sourced (by the tests of this script), define the functions only.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi
