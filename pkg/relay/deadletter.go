@@ -8,6 +8,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/logging"
 )
 
 // Component names the relay in dead_letter_queue and parked_aggregates.
@@ -21,7 +22,7 @@ var errPoison = errors.New("event cannot be published")
 // deadLetter records the poison event and parks its aggregate: later events
 // of that aggregate wait behind it, in order, until the dlq-service
 // re-drives or skips it; other aggregates flow on.
-func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, cause error) error {
+func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, reason string, cause error) error {
 	id, err := deadletter.Park(ctx, r.session, Component, e, cause)
 	if err != nil {
 		return err
@@ -30,8 +31,8 @@ func (r *Relay) deadLetter(ctx context.Context, e eventstore.Event, cause error)
 	// again before a full scan reloads the parked set.
 	r.m.parked.Set(float64(r.parked.Add(e.AggregateID)))
 	r.m.deadLettered.Inc()
-	r.logger.Error().Err(cause).Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Str("event_type", e.Type).
-		Str("dlq_id", id.String()).Msg("event dead-lettered; its aggregate is parked")
+	l := logging.ForEvent(ctx, r.logger, e)
+	l.Error().Err(cause).Str("reason", reason).Str("event_type", e.Type).Str("dlq_id", id.String()).Msg("event dead-lettered; its aggregate is parked")
 	return nil
 }
 

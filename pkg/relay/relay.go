@@ -29,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/config"
@@ -36,6 +38,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/logging"
 	"github.com/orderstream/orderstream/pkg/metrics"
 )
 
@@ -112,6 +115,7 @@ type Relay struct {
 	inFlight  chan struct{} // a slot per record awaiting acknowledgement
 	breaker   *gobreaker.CircuitBreaker[struct{}]
 	logger    zerolog.Logger
+	tracer    trace.Tracer
 	m         *relayMetrics
 
 	// held are aggregates whose publishing failed, skipped by the scans
@@ -156,7 +160,7 @@ type relayMetrics struct {
 
 // New builds a relay. The producer must be idempotent with acks=all
 // (NewProducer builds one).
-func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer Producer, logger zerolog.Logger, reg prometheus.Registerer) (*Relay, error) {
+func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer Producer, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -197,7 +201,11 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			}
 		}
 	}
-	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger, m: m, held: map[gocql.UUID]hold{}, started: make(chan struct{})}
+	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger,
+		tracer: noop.NewTracerProvider().Tracer(""), m: m, held: map[gocql.UUID]hold{}, started: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
+	}
 	var err error
 	if r.retrier, err = deadletter.NewRetrier(cfg.Retry, session, Component, r.redrive, logger, reg); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
@@ -207,6 +215,9 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 		MaxRequests: 1,
 		Timeout:     cfg.BreakerOpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.BreakerFailures },
+		// A record the broker refuses for its own sake says nothing about
+		// the broker's health: it must not open the breaker for everyone.
+		IsExcluded: func(err error) bool { return unpublishable(err) != "" },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			m.breakerState.Set(float64(to))
 			logger.Warn().Str("from", from.String()).Str("to", to.String()).Msg("producer circuit breaker changed state")
@@ -503,20 +514,35 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 // order, and records how far it got. A poison event is dead-lettered and
 // parks the aggregate; the error then wraps errPoison.
 func (r *Relay) publish(ctx context.Context, p pending) error {
-	var batch []*sarama.ProducerMessage
+	var (
+		batch  []*sarama.ProducerMessage
+		events []eventstore.Event // the stored events of batch, for the dead letter
+	)
 	last := p.published
 	// flush sends the batch one record at a time, each only after the
 	// broker acknowledged the one before: a batch sent at once can, when a
 	// broker fails mid-way, land its later records before an earlier one
 	// that is retried (seen when Kafka restarts under load). It records how
-	// far it got even when it stops part-way, so a retry resumes there.
+	// far it got even when it stops part-way, so a retry resumes there. A
+	// record that can never be published (failure.go) is dead-lettered
+	// there and parks the aggregate behind it.
 	flush := func() error {
 		base := last - int64(len(batch)) // the batch holds base+1 … last
 		acked := base
-		var sendErr error
-		for _, msg := range batch {
-			if sendErr = r.send(ctx, msg); sendErr != nil {
+		var (
+			sendErr error
+			failed  eventstore.Event
+		)
+		for i, msg := range batch {
+			sctx, span := r.startSend(ctx, events[i], msg)
+			sendErr = r.send(sctx, msg)
+			endSend(span, msg, sendErr)
+			if sendErr != nil {
+				failed = events[i]
 				break
+			}
+			if l := logging.ForEvent(sctx, r.logger, events[i]); l.GetLevel() <= zerolog.DebugLevel {
+				l.Debug().Str("topic", msg.Topic).Int32("partition", msg.Partition).Int64("offset", msg.Offset).Str("event_type", events[i].Type).Msg("event published")
 			}
 			acked++
 			d := time.Since(msg.Timestamp)
@@ -525,11 +551,18 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 			}
 			r.m.published.Inc()
 		}
-		batch = batch[:0]
+		batch, events = batch[:0], events[:0]
 		if acked > base {
 			if err := r.markPublished(ctx, p.id, acked); err != nil {
 				return errors.Join(sendErr, err)
 			}
+		}
+		var unpub *unpublishableError
+		if errors.As(sendErr, &unpub) {
+			if derr := r.deadLetter(ctx, failed, unpub.reason, sendErr); derr != nil {
+				return errors.Join(sendErr, derr)
+			}
+			return fmt.Errorf("%w: %v", errPoison, sendErr)
 		}
 		return sendErr
 	}
@@ -550,12 +583,13 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 			if ferr := flush(); ferr != nil {
 				return ferr
 			}
-			if derr := r.deadLetter(ctx, e, err); derr != nil {
+			if derr := r.deadLetter(ctx, e, "poison", err); derr != nil {
 				return derr
 			}
 			return fmt.Errorf("%w: %v", errPoison, err)
 		}
 		batch = append(batch, msg)
+		events = append(events, e)
 		last = e.Sequence
 		if len(batch) >= r.cfg.MarkEvery {
 			return flush()
@@ -580,6 +614,7 @@ func (r *Relay) isHeld(id gocql.UUID) bool {
 // spending attempts.
 func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 	wait := r.cfg.InitialBackoff
+	refused := 0 // attempts in a row refused for a reason retrying cannot fix
 	for attempt := 1; ; attempt++ {
 		select {
 		case r.inFlight <- struct{}{}:
@@ -596,15 +631,27 @@ func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 			r.m.publishDur.Observe(time.Since(start).Seconds())
 			return nil
 		}
-		open := errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
-		if open {
+		reason := unpublishable(err)
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
 			r.m.failures.WithLabelValues("breaker_open").Inc()
 			attempt-- // an open breaker spends no attempt
-		} else {
+		case reason != "":
+			r.m.failures.WithLabelValues(reason).Inc()
+			refused++
+		default:
 			r.m.failures.WithLabelValues("producer").Inc()
+			refused = 0
 		}
 		if attempt >= r.cfg.MaxAttempts {
-			return fmt.Errorf("publishing after %d attempts: %w", attempt, err)
+			err = fmt.Errorf("publishing after %d attempts: %w", attempt, err)
+			// Dead-letter only a record refused for its own sake on every
+			// attempt: the broker judges a whole batch, so a record that
+			// shared one with an oversize neighbour once is not condemned.
+			if reason != "" && refused == attempt {
+				return &unpublishableError{reason: reason, err: err}
+			}
+			return err
 		}
 		r.m.retries.Inc()
 		select {

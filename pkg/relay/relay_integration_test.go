@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +46,13 @@ type fixture struct {
 // of the orders topic and runs a relay.
 func newFixture(ctx context.Context, t *testing.T, mutate ...func(*relay.Config)) *fixture {
 	t.Helper()
+	return newFixtureOrdersTopic(ctx, t, nil, mutate...)
+}
+
+// newFixtureOrdersTopic is newFixture with the orders topic created with
+// the given topic configuration (max.message.bytes, …).
+func newFixtureOrdersTopic(ctx context.Context, t *testing.T, ordersTopic map[string]*string, mutate ...func(*relay.Config)) *fixture {
+	t.Helper()
 	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
 	keyspace := stacktest.UniqueName("relay_")
@@ -70,6 +78,9 @@ func newFixture(ctx context.Context, t *testing.T, mutate ...func(*relay.Config)
 	// Private topics: records of this test's keyspace never reach the
 	// default topics that a local stack's projectors read.
 	prefix := stacktest.UniqueName("relayit")
+	if ordersTopic != nil {
+		require.NoError(t, admin.CreateTopic(relay.TopicOf(prefix, "order"), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1, ConfigEntries: ordersTopic}, false))
+	}
 	require.NoError(t, relay.EnsureTopics(admin, prefix, 3, 1))
 	t.Cleanup(func() {
 		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
@@ -237,6 +248,85 @@ func TestPoisonEventIsDeadLetteredAndParksItsAggregate(t *testing.T) {
 	defer f.consumed.mu.Unlock()
 	require.Equal(t, []int64{1}, f.consumed.byKey[poisoned.String()])
 	require.Equal(t, []int64{1, 2}, f.consumed.byKey[healthy.String()])
+}
+
+// A record larger than its topic accepts (max.message.bytes) can never be
+// published: the broker refuses it on every attempt, so it is
+// dead-lettered with the broker's reason and parks its aggregate, while
+// what precedes it is published and other aggregates flow on; the breaker
+// stays closed.
+func TestOversizeRecordIsDeadLetteredAndParksItsAggregate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	limit := "4096"
+	f := newFixtureOrdersTopic(ctx, t, map[string]*string{"max.message.bytes": &limit}, func(c *relay.Config) {
+		c.InitialBackoff, c.MaxBackoff = 20*time.Millisecond, 100*time.Millisecond
+	})
+	meta := eventstore.Metadata{CommandID: uuid.NewString(), Now: time.Now()}
+
+	big, healthy := gocql.UUID(uuid.New()), gocql.UUID(uuid.New())
+	for _, id := range []gocql.UUID{big, healthy} {
+		_, err := f.orders.Handle(ctx, id, order.CreateOrder{OrderID: id.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{newItem()}}, meta)
+		require.NoError(t, err)
+	}
+	// Sequence 2 of the big order is a valid event whose record is about
+	// 10 KB, well under the producer's 1 MB limit and over the topic's.
+	carrier := strings.Repeat("c", 10_000)
+	_, err := f.store.Append(ctx, "order", big, 1, []eventstore.Event{{EventID: gocql.UUID(uuid.New()), Type: "OrderShipped", Version: 1, Data: []byte(`{"carrier":"` + carrier + `","trackingNumber":"t"}`)}})
+	require.NoError(t, err)
+	_, err = f.store.Append(ctx, "order", big, 2, []eventstore.Event{{EventID: gocql.UUID(uuid.New()), Type: "OrderDelivered", Version: 1, Data: []byte(`{}`)}})
+	require.NoError(t, err)
+	_, err = f.orders.Handle(ctx, healthy, order.ConfirmOrder{}, meta)
+	require.NoError(t, err)
+
+	var (
+		seq    int64
+		parks  bool
+		reason string
+	)
+	require.Eventually(t, func() bool {
+		return f.session.Query(`SELECT sequence_number, parks_aggregate, error_message FROM dead_letter_queue WHERE aggregate_id = ? ALLOW FILTERING`, big).Scan(&seq, &parks, &reason) == nil
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, int64(2), seq)
+	require.True(t, parks)
+	require.Contains(t, reason, "record_too_large")
+	require.Contains(t, reason, sarama.ErrMessageSizeTooLarge.Error())
+	var parkedAt int64
+	require.NoError(t, f.session.Query(`SELECT sequence_number FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, relay.Component, big).Scan(&parkedAt))
+	require.Equal(t, int64(2), parkedAt)
+
+	// The aggregate waits behind it; another one committed now flows.
+	later := gocql.UUID(uuid.New())
+	_, err = f.orders.Handle(ctx, later, order.CreateOrder{OrderID: later.String(), CustomerID: uuid.NewString(), Items: []value.OrderItem{newItem()}}, meta)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return f.consumed.countFor(map[string]int64{healthy.String(): 2, big.String(): 1, later.String(): 1}) == 4
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Never(t, func() bool { return f.published(t, big) != 1 }, time.Second, 50*time.Millisecond)
+	require.Equal(t, int64(2), f.published(t, healthy))
+
+	families, err := f.reg.Gather()
+	require.NoError(t, err)
+	values := map[string]float64{}
+	for _, fam := range families {
+		for _, m := range fam.GetMetric() {
+			switch {
+			case fam.GetName() == "orderstream_relay_dead_lettered_total":
+				values["dead_lettered"] = m.GetCounter().GetValue()
+			case fam.GetName() == "orderstream_circuit_breaker_state":
+				values["breaker"] = m.GetGauge().GetValue()
+			case fam.GetName() == "orderstream_relay_publish_failures_total" && m.GetLabel()[0].GetValue() == relay.ReasonTooLarge:
+				values["too_large"] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	require.Equal(t, 1.0, values["dead_lettered"])
+	require.Zero(t, values["breaker"], "a refused record does not open the breaker")
+	require.Equal(t, float64(relay.DefaultConfig().MaxAttempts), values["too_large"], "refused on every attempt")
+	f.stop()
+	f.consumed.mu.Lock()
+	defer f.consumed.mu.Unlock()
+	require.Equal(t, []int64{1}, f.consumed.byKey[big.String()])
 }
 
 // With scans an hour apart, a notification (what the CDC source sends)

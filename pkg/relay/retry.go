@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/logging"
 )
 
 // serveRetries carries out the dlq-service's retry requests of the relay
@@ -77,7 +82,23 @@ func (r *Relay) redrive(ctx context.Context, req deadletter.Request, e deadlette
 // letter's event as published without publishing it, when the relay
 // stands right before it; consumers that fill the gap read it from
 // event_store.
-func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
+func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e deadletter.Entry) (res deadletter.Result, err error) {
+	// A span of its own: the re-drive is the operator's act, not the
+	// command's; the publishes it makes are children of their events'
+	// traces, as always (trace.go).
+	ctx, span := r.tracer.Start(ctx, "relay redrive", trace.WithAttributes(
+		AttrAggregateID.String(e.AggregateID.String()), AttrSequence.Int64(e.Sequence), AttrEventID.String(e.EventID.String()), AttrEventType.String(e.EventType),
+		attribute.String("orderstream.dlq.id", e.ID.String()), attribute.String("orderstream.dlq.action", string(req.Action)), attribute.String("orderstream.dlq.requested_by", req.RequestedBy)))
+	defer func() {
+		span.SetAttributes(attribute.String("orderstream.dlq.status", res.Status), attribute.Int64("orderstream.dlq.applied", res.Applied))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "re-drive failed")
+		}
+		span.End()
+	}()
+	log := r.logger.With().Str(logging.FieldAggregateID, e.AggregateID.String()).Int64(logging.FieldSequence, e.Sequence).Str(logging.FieldEventID, e.EventID.String()).
+		Str(logging.FieldTraceID, span.SpanContext().TraceID().String()).Str("dlq_id", e.ID.String()).Logger()
 	p, err := r.refresh(ctx, pending{id: e.AggregateID})
 	if err != nil {
 		return deadletter.Result{}, fmt.Errorf("reading the marks of %s: %w", e.AggregateID, err)
@@ -87,7 +108,7 @@ func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e 
 			return deadletter.Result{}, err
 		}
 		p.published = e.Sequence
-		r.logger.Warn().Str("aggregate_id", p.id.String()).Int64("sequence", e.Sequence).Str("event_type", e.EventType).Str("requested_by", req.RequestedBy).
+		log.Warn().Str("event_type", e.EventType).Str("requested_by", req.RequestedBy).
 			Msg("event skipped at the dlq-service's request: recorded as published, never published")
 	}
 	start := p.published
@@ -99,7 +120,7 @@ func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e 
 	if err != nil {
 		return deadletter.Result{}, fmt.Errorf("reading the marks of %s: %w", e.AggregateID, err)
 	}
-	res, err := deadletter.Settle(ctx, r.session, e, deadletter.Outcome{
+	res, err = deadletter.Settle(ctx, r.session, e, deadletter.Outcome{
 		Progress: after.published, Head: p.current, Applied: after.published - start, Err: pubErr, Parked: errors.Is(pubErr, errPoison),
 	})
 	if err != nil {
