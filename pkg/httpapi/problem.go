@@ -235,6 +235,10 @@ func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 		}
 	}
-	WriteProblem(w, r, NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
-		fmt.Sprintf("method %s is not allowed at this path", methodLabel(r.Method))).Problem)
+	WriteProblem(w, r, methodNotAllowed(r))
+}
+
+func methodNotAllowed(r *http.Request) Problem {
+	return NewProblem(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+		fmt.Sprintf("method %s is not allowed at this path", methodLabel(r.Method))).Problem
 }

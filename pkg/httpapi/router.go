@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,4 +44,29 @@ func Workers(cfg ServerConfig, handler http.Handler, logger zerolog.Logger) ([]s
 		return nil, err
 	}
 	return []supervise.Worker{{Name: "http", Run: func(ctx context.Context) error { return srv.Serve(ctx, ln) }}}, nil
+}
+
+// AllowOnly makes pattern answer 405, with Allow listing methods, to every
+// method of the 405 probe that methods does not name. A fixed path needs it
+// beside a parameter route that serves more methods ("/v1/dlq/stats" beside
+// "/v1/dlq/{id}"): chi would otherwise hand DELETE /v1/dlq/stats to the
+// parameter route and take "stats" for an id.
+func AllowOnly(r chi.Router, pattern string, methods ...string) {
+	h := NotAllowedHandler{Allow: strings.Join(methods, ", ")}
+	for _, m := range allowProbe {
+		if !slices.Contains(methods, m) {
+			r.Method(m, pattern, h)
+		}
+	}
+}
+
+// NotAllowedHandler answers 405 with a fixed Allow header; AllowOnly
+// installs it. Route listings (the OpenAPI check) skip it: it serves no
+// operation.
+type NotAllowedHandler struct{ Allow string }
+
+func (h NotAllowedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	markUnmatched(r)
+	w.Header().Set("Allow", h.Allow)
+	WriteProblem(w, r, methodNotAllowed(r))
 }

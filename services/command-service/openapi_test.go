@@ -3,6 +3,11 @@ package main
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/orderstream/orderstream/pkg/httpapi/httpapitest"
 )
 
@@ -10,4 +15,12 @@ import (
 // exists, with the same methods.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	httpapitest.RequireOpenAPIMatchesRoutes(t, openAPI, (&api{}).routes)
+}
+
+// A method a path does not document is 405 with the documented methods in
+// Allow.
+func TestUndocumentedMethodsNotAllowed(t *testing.T) {
+	h, err := newHandler(nil, defaultConfig(), zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider())
+	require.NoError(t, err)
+	httpapitest.RequireUndocumentedMethodsNotAllowed(t, openAPI, h)
 }

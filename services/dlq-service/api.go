@@ -58,6 +58,10 @@ func (a *api) routes(r chi.Router) {
 		r.Delete("/v1/dlq", a.purgeBulk)
 		r.Delete("/v1/dlq/{id}", a.purgeOne)
 	})
+	// The fixed paths beside /v1/dlq/{id} answer 405 for the methods they
+	// do not serve, instead of handing them to {id} ("stats" as an id).
+	httpapi.AllowOnly(r, "/v1/dlq/stats", http.MethodGet)
+	httpapi.AllowOnly(r, "/v1/dlq/retry", http.MethodPost)
 }
 
 type actorKey struct{}
