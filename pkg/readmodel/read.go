@@ -13,10 +13,10 @@ import (
 // The readers use the session's consistency; the caller's context bounds
 // them.
 const (
-	selectOrder = `SELECT ` + OrderColumns + ` FROM ` + OrderReadModelTable + ` WHERE order_id = ?`
+	selectOrder            = `SELECT ` + OrderColumns + ` FROM ` + OrderReadModelTable + ` WHERE order_id = ?`
 	selectOrdersOfCustomer = `SELECT ` + CustomerOrderColumns + ` FROM ` + OrdersByCustomerTable + ` WHERE customer_id = ?`
 	selectOrdersWithStatus = `SELECT ` + StatusOrderColumns + ` FROM ` + OrdersByStatusTable + ` WHERE status = ?`
-	selectCustomer = `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM ` +
+	selectCustomer         = `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM ` +
 		CustomerReadModelTable + ` WHERE customer_id = ?`
 )
 

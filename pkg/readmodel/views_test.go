@@ -72,8 +72,8 @@ func TestOrderReadModelWrite(t *testing.T) {
 	// details are the columns from carrier on; nil binds null.
 	type details struct {
 		carrier, tracking, shipped, delivered, signature, reason, by any
-		count                                                    int
-		totals                                                   map[string]int64
+		count                                                        int
+		totals                                                       map[string]int64
 	}
 	open := func(count int, totals map[string]int64) details {
 		return details{nil, nil, nil, nil, nil, nil, nil, count, totals}
