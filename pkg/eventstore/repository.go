@@ -47,6 +47,19 @@ type Metadata struct {
 	Now time.Time
 }
 
+// WrongTypeError says the id names an aggregate of another type (a
+// customer's id used as an order's): to a command on it the aggregate does
+// not exist, and the id cannot be taken by a new one.
+type WrongTypeError struct {
+	AggregateID gocql.UUID
+	// Actual is the stored type, Wanted the type the caller loads.
+	Actual, Wanted string
+}
+
+func (e *WrongTypeError) Error() string {
+	return fmt.Sprintf("aggregate %s is a %s, not a %s", e.AggregateID, e.Actual, e.Wanted)
+}
+
 // ErrPrecondition is wrapped by *PreconditionError.
 var ErrPrecondition = errors.New("precondition failed")
 
@@ -226,7 +239,7 @@ func (r *Repository[S, C, E]) StateAt(ctx context.Context, id gocql.UUID, upTo i
 	}
 	err := r.store.Events(ctx, id, version, upTo, func(e Event) error {
 		if e.AggregateType != "" && e.AggregateType != r.agg.Type {
-			return fmt.Errorf("aggregate %s is a %s, not a %s", id, e.AggregateType, r.agg.Type)
+			return &WrongTypeError{AggregateID: id, Actual: e.AggregateType, Wanted: r.agg.Type}
 		}
 		ev, err := r.Decode(e)
 		if err != nil {

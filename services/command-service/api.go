@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -102,7 +103,7 @@ func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := order.CreateOrder{OrderID: id.String(), CustomerID: cust.String(), Items: items}
-	execute(a, w, r, a.orders, "CreateOrder", "/v1/orders/", id, order.Command(cmd), http.StatusCreated, nil)
+	execute(a, w, r, a.orders, "CreateOrder", "/v1/orders/", id, order.Command(cmd), http.StatusCreated, "order_id", nil)
 }
 
 // requireActiveCustomer refuses orders for customers who do not exist or
@@ -110,6 +111,10 @@ func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
 // as the commit that follows.
 func (a *api) requireActiveCustomer(ctx context.Context, id gocql.UUID) error {
 	state, _, err := a.customers.Load(ctx, id)
+	if _, ok := errors.AsType[*eventstore.WrongTypeError](err); ok {
+		// The id is an order's: there is no customer with it.
+		state, err = customer.State{}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -133,7 +138,7 @@ func (a *api) updateItems(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "UpdateItems", err)
 		return
 	}
-	execute(a, w, r, a.orders, "UpdateItems", "/v1/orders/", id, order.Command(order.UpdateItems{Items: items}), http.StatusOK, nil)
+	execute(a, w, r, a.orders, "UpdateItems", "/v1/orders/", id, order.Command(order.UpdateItems{Items: items}), http.StatusOK, "", nil)
 }
 
 func (a *api) confirm(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +146,7 @@ func (a *api) confirm(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decodeOptional(w, r, &emptyBody{}) {
 		return
 	}
-	execute(a, w, r, a.orders, "ConfirmOrder", "/v1/orders/", id, order.Command(order.ConfirmOrder{}), http.StatusOK, nil)
+	execute(a, w, r, a.orders, "ConfirmOrder", "/v1/orders/", id, order.Command(order.ConfirmOrder{}), http.StatusOK, "", nil)
 }
 
 func (a *api) ship(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +156,7 @@ func (a *api) ship(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := order.ShipOrder{Carrier: *b.Carrier, TrackingNumber: *b.TrackingNumber}
-	execute(a, w, r, a.orders, "ShipOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, nil)
+	execute(a, w, r, a.orders, "ShipOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, "", nil)
 }
 
 func (a *api) deliver(w http.ResponseWriter, r *http.Request) {
@@ -160,7 +165,7 @@ func (a *api) deliver(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decodeOptional(w, r, &b) {
 		return
 	}
-	execute(a, w, r, a.orders, "DeliverOrder", "/v1/orders/", id, order.Command(order.DeliverOrder{Signature: b.Signature}), http.StatusOK, nil)
+	execute(a, w, r, a.orders, "DeliverOrder", "/v1/orders/", id, order.Command(order.DeliverOrder{Signature: b.Signature}), http.StatusOK, "", nil)
 }
 
 func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
@@ -170,7 +175,7 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := order.CancelOrder{Reason: *b.Reason, CancelledBy: *b.CancelledBy}
-	execute(a, w, r, a.orders, "CancelOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, nil)
+	execute(a, w, r, a.orders, "CancelOrder", "/v1/orders/", id, order.Command(cmd), http.StatusOK, "", nil)
 }
 
 // --- customers ------------------------------------------------------------
@@ -197,7 +202,7 @@ func (a *api) registerCustomer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	cmd := customer.RegisterCustomer{CustomerID: id.String(), Name: *b.Name, Email: email, Phone: phone}
-	execute(a, w, r, a.customers, "RegisterCustomer", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated, nil)
+	execute(a, w, r, a.customers, "RegisterCustomer", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated, "customer_id", nil)
 }
 
 func (a *api) updateProfile(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +211,7 @@ func (a *api) updateProfile(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decode(w, r, &b) {
 		return
 	}
-	execute(a, w, r, a.customers, "UpdateProfile", "/v1/customers/", id, customer.Command(customer.UpdateProfile{Name: *b.Name}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "UpdateProfile", "/v1/customers/", id, customer.Command(customer.UpdateProfile{Name: *b.Name}), http.StatusOK, "", nil)
 }
 
 func (a *api) changeEmail(w http.ResponseWriter, r *http.Request) {
@@ -220,7 +225,7 @@ func (a *api) changeEmail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "ChangeEmail", err)
 		return
 	}
-	execute(a, w, r, a.customers, "ChangeEmail", "/v1/customers/", id, customer.Command(customer.ChangeEmail{Email: email}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "ChangeEmail", "/v1/customers/", id, customer.Command(customer.ChangeEmail{Email: email}), http.StatusOK, "", nil)
 }
 
 func (a *api) changePhone(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +242,7 @@ func (a *api) changePhone(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	execute(a, w, r, a.customers, "ChangePhone", "/v1/customers/", id, customer.Command(customer.ChangePhone{Phone: phone}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "ChangePhone", "/v1/customers/", id, customer.Command(customer.ChangePhone{Phone: phone}), http.StatusOK, "", nil)
 }
 
 func (a *api) addAddress(w http.ResponseWriter, r *http.Request) {
@@ -256,7 +261,7 @@ func (a *api) addAddress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := customer.AddAddress{AddressID: addrID.String(), Address: addr}
-	execute(a, w, r, a.customers, "AddAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated,
+	execute(a, w, r, a.customers, "AddAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusCreated, "",
 		func(res *accepted) { res.AddressID = addrID.String() })
 }
 
@@ -276,7 +281,7 @@ func (a *api) updateAddress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := customer.UpdateAddress{AddressID: addrID.String(), Address: addr}
-	execute(a, w, r, a.customers, "UpdateAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "UpdateAddress", "/v1/customers/", id, customer.Command(cmd), http.StatusOK, "", nil)
 }
 
 func (a *api) removeAddress(w http.ResponseWriter, r *http.Request) {
@@ -288,7 +293,7 @@ func (a *api) removeAddress(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	execute(a, w, r, a.customers, "RemoveAddress", "/v1/customers/", id, customer.Command(customer.RemoveAddress{AddressID: addrID.String()}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "RemoveAddress", "/v1/customers/", id, customer.Command(customer.RemoveAddress{AddressID: addrID.String()}), http.StatusOK, "", nil)
 }
 
 func (a *api) upgradeTier(w http.ResponseWriter, r *http.Request) {
@@ -302,7 +307,7 @@ func (a *api) upgradeTier(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "UpgradeTier", err)
 		return
 	}
-	execute(a, w, r, a.customers, "UpgradeTier", "/v1/customers/", id, customer.Command(customer.UpgradeTier{Tier: tier}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "UpgradeTier", "/v1/customers/", id, customer.Command(customer.UpgradeTier{Tier: tier}), http.StatusOK, "", nil)
 }
 
 func (a *api) suspend(w http.ResponseWriter, r *http.Request) {
@@ -311,7 +316,7 @@ func (a *api) suspend(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decode(w, r, &b) {
 		return
 	}
-	execute(a, w, r, a.customers, "SuspendCustomer", "/v1/customers/", id, customer.Command(customer.SuspendCustomer{Reason: *b.Reason}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "SuspendCustomer", "/v1/customers/", id, customer.Command(customer.SuspendCustomer{Reason: *b.Reason}), http.StatusOK, "", nil)
 }
 
 func (a *api) reactivate(w http.ResponseWriter, r *http.Request) {
@@ -319,7 +324,7 @@ func (a *api) reactivate(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decodeOptional(w, r, &emptyBody{}) {
 		return
 	}
-	execute(a, w, r, a.customers, "ReactivateCustomer", "/v1/customers/", id, customer.Command(customer.ReactivateCustomer{}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "ReactivateCustomer", "/v1/customers/", id, customer.Command(customer.ReactivateCustomer{}), http.StatusOK, "", nil)
 }
 
 func (a *api) deactivate(w http.ResponseWriter, r *http.Request) {
@@ -328,15 +333,17 @@ func (a *api) deactivate(w http.ResponseWriter, r *http.Request) {
 	if !ok || !a.decode(w, r, &b) {
 		return
 	}
-	execute(a, w, r, a.customers, "DeactivateCustomer", "/v1/customers/", id, customer.Command(customer.DeactivateCustomer{Reason: *b.Reason}), http.StatusOK, nil)
+	execute(a, w, r, a.customers, "DeactivateCustomer", "/v1/customers/", id, customer.Command(customer.DeactivateCustomer{Reason: *b.Reason}), http.StatusOK, "", nil)
 }
 
 // --- the common path ------------------------------------------------------
 
 // execute runs cmd against the aggregate id through repo and answers with
-// its new version, or with the problem that stopped it.
+// its new version, or with the problem that stopped it. idField is set for
+// a command that creates the aggregate: it names the body field of the id,
+// which a 409 id-taken names when the id belongs to another aggregate type.
 func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *eventstore.Repository[S, C, E],
-	command, basePath string, id gocql.UUID, cmd C, status int, extra func(*accepted)) {
+	command, basePath string, id gocql.UUID, cmd C, status int, idField string, extra func(*accepted)) {
 	ctx, span := a.tracer.Start(r.Context(), "command "+command, trace.WithAttributes(
 		attribute.String("orderstream.command", command), attribute.String("orderstream.aggregate_id", id.String())))
 	defer span.End()
@@ -362,6 +369,7 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 	if version == 0 {
 		res, err := repo.Handle(ctx, id, cmd, meta)
 		if err != nil {
+			err = idTaken(err, idField)
 			outcome := a.fail(w, r, command, err)
 			a.duration.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds())
 			if outcome == "error" || outcome == "unavailable" {

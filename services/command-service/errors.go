@@ -32,12 +32,14 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, command string, err e
 
 func problemFor(err error) (httpapi.Problem, string) {
 	var (
-		pe       *httpapi.ProblemError
-		rule     *domain.RuleError
-		conflict *domain.ConflictError
-		notFound *domain.NotFoundError
-		pre      *eventstore.PreconditionError
-		race     *eventstore.ConflictError
+		pe        *httpapi.ProblemError
+		rule      *domain.RuleError
+		conflict  *domain.ConflictError
+		notFound  *domain.NotFoundError
+		pre       *eventstore.PreconditionError
+		race      *eventstore.ConflictError
+		wrongType *eventstore.WrongTypeError
+		taken     *idTakenError
 	)
 	switch {
 	case errors.As(err, &pe):
@@ -53,6 +55,12 @@ func problemFor(err error) (httpapi.Problem, string) {
 			"the aggregate is not at the version named in If-Match; reload it and decide again", "version_mismatch", "If-Match")
 		p.CurrentVersion = &pre.Actual
 		return p, "precondition_failed"
+	case errors.As(err, &wrongType):
+		return problem(http.StatusNotFound, "not-found", "Not found",
+			"there is no "+wrongType.Wanted+" with this id", wrongType.Wanted+".not_found", ""), "not_found"
+	case errors.As(err, &taken):
+		return problem(http.StatusConflict, "id-taken", "The id is taken",
+			"the id belongs to a "+taken.actualType+"; choose another id or leave it out", "id_taken", taken.field), "conflict"
 	case errors.As(err, &race):
 		if race.ActualType != "" {
 			return problem(http.StatusConflict, "id-taken", "The id is taken", "the id belongs to a "+race.ActualType, "id_taken", "id"), "conflict"
@@ -73,4 +81,28 @@ func problem(status int, slug, title, detail, code, field string) httpapi.Proble
 	p := httpapi.NewProblem(status, slug, title, detail).Problem
 	p.Code, p.Field = code, field
 	return p
+}
+
+// idTakenError says a creating command named an id that an aggregate of
+// another type holds.
+type idTakenError struct{ field, actualType string }
+
+func (e *idTakenError) Error() string { return e.field + " belongs to a " + e.actualType }
+
+// idTaken turns, for a creating command (idField set), an id held by
+// another aggregate type into *idTakenError: found on load
+// (*eventstore.WrongTypeError) or on commit (a *eventstore.ConflictError
+// with ActualType). Other errors, and every error of other commands, pass
+// through.
+func idTaken(err error, idField string) error {
+	if idField == "" {
+		return err
+	}
+	if wt, ok := errors.AsType[*eventstore.WrongTypeError](err); ok {
+		return &idTakenError{field: idField, actualType: wt.Actual}
+	}
+	if ce, ok := errors.AsType[*eventstore.ConflictError](err); ok && ce.ActualType != "" {
+		return &idTakenError{field: idField, actualType: ce.ActualType}
+	}
+	return err
 }
