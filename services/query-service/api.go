@@ -315,10 +315,10 @@ func (a *api) ordersOfCustomer(w http.ResponseWriter, r *http.Request) {
 	}
 	scan := func(iter *gocql.Iter) (orderSummary, bool) {
 		var row readmodel.CustomerOrderRow
-		ok := iter.Scan(&row.CreatedAt, &row.OrderID, &row.Status, &row.Version)
-		return orderSummary{ID: row.OrderID.String(), CustomerID: id.String(), Status: row.Status, CreatedAt: row.CreatedAt.UTC(), Version: row.Version}, ok
+		ok := iter.Scan(readmodel.CustomerOrderRowDest(&row)...)
+		return summaryOf(row.OrderID, id, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt), ok
 	}
-	page, err := a.list(r.Context(), `SELECT created_at, order_id, status, version FROM `+readmodel.OrdersByCustomerTable+` WHERE customer_id = ?`,
+	page, err := a.list(r.Context(), `SELECT `+readmodel.CustomerOrderColumns+` FROM `+readmodel.OrdersByCustomerTable+` WHERE customer_id = ?`,
 		id, p, p.scope("customer-orders", id.String()), scan)
 	if err != nil {
 		a.fail(w, r, err)
@@ -348,16 +348,24 @@ func (a *api) ordersWithStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	scan := func(iter *gocql.Iter) (orderSummary, bool) {
 		var row readmodel.StatusOrderRow
-		ok := iter.Scan(&row.CreatedAt, &row.OrderID, &row.CustomerID, &row.Version)
-		return orderSummary{ID: row.OrderID.String(), CustomerID: row.CustomerID.String(), Status: status.String(), CreatedAt: row.CreatedAt.UTC(), Version: row.Version}, ok
+		ok := iter.Scan(readmodel.StatusOrderRowDest(&row)...)
+		return summaryOf(row.OrderID, row.CustomerID, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt), ok
 	}
-	page, err := a.list(r.Context(), `SELECT created_at, order_id, customer_id, version FROM `+readmodel.OrdersByStatusTable+` WHERE status = ?`,
+	page, err := a.list(r.Context(), `SELECT `+readmodel.StatusOrderColumns+` FROM `+readmodel.OrdersByStatusTable+` WHERE status = ?`,
 		status.String(), p, p.scope("status-orders", status.String()), scan)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, page)
+}
+
+// summaryOf is the listing entry of an order row.
+func summaryOf(id, customerID gocql.UUID, status string, createdAt time.Time, version int64, count int, totals map[string]int64, updatedAt time.Time) orderSummary {
+	return orderSummary{
+		ID: id.String(), CustomerID: customerID.String(), Status: status, ItemCount: count, Totals: totalsOf(totals),
+		CreatedAt: createdAt.UTC(), UpdatedAt: optionalTime(updatedAt), Version: version,
+	}
 }
 
 // list reads one page of a partition clustered by (created_at DESC,

@@ -17,6 +17,8 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/projector"
+	"github.com/orderstream/orderstream/pkg/readmodel"
 )
 
 const unknownID = "0b9f9f0e-7c55-4a4f-9d4c-2a0f3f1d2c11"
@@ -370,4 +372,95 @@ func TestOpenAPIServed(t *testing.T) {
 	a := e.get("/openapi.json")
 	require.Equal(t, 200, a.status)
 	require.Equal(t, "3.1.0", a.body["openapi"])
+}
+
+// What a user asks of an order — where the parcel is, why it was
+// cancelled, what it costs — is in its answer, from the read model and at
+// a past version alike, and the listings show each order's item count,
+// totals and latest change.
+func TestOrderDetails(t *testing.T) {
+	e := newEnv(t)
+	c := e.registerCustomer()
+	views := []projector.View[readmodel.Order]{readmodel.OrderReadModel(), readmodel.OrdersByCustomer(), readmodel.OrdersByStatus()}
+
+	delivered := e.createOrder(c)
+	e.handleOrder(delivered, order.UpdateItems{Items: items(t, "sku-1", 2, 1999, "sku-2", 3, 250)})
+	e.handleOrder(delivered, order.ConfirmOrder{})
+	e.handleOrder(delivered, order.ShipOrder{Carrier: "DHL", TrackingNumber: "JJD0001"})
+	e.handleOrder(delivered, order.DeliverOrder{Signature: "A. Lovelace"})
+	e.projectOrderViews(delivered, 5, views...)
+
+	body := e.ok(e.get("/v1/orders/" + delivered.String()))
+	require.Equal(t, "DELIVERED", body["status"])
+	require.EqualValues(t, 5, body["item_count"])
+	require.Equal(t, []any{map[string]any{"amount_minor": float64(2*1999 + 3*250), "currency": "EUR"}}, body["totals"])
+	require.Equal(t, "DHL", body["carrier"])
+	require.Equal(t, "JJD0001", body["tracking_number"])
+	require.Equal(t, "A. Lovelace", body["delivery_signature"])
+	shippedAt, deliveredAt := instant(t, body["shipped_at"]), instant(t, body["delivered_at"])
+	require.False(t, deliveredAt.Before(shippedAt))
+	require.Equal(t, body["updated_at"], body["delivered_at"])
+	for _, absent := range []string{"cancel_reason", "cancelled_by", "deleted_at"} {
+		require.NotContains(t, body, absent)
+	}
+
+	// at a past version: confirmed, not yet shipped; the same fields the
+	// read model has at that version
+	past := e.ok(e.get("/v1/orders/" + delivered.String() + "?at_version=3"))
+	require.Equal(t, "CONFIRMED", past["status"])
+	require.EqualValues(t, 5, past["item_count"])
+	for _, absent := range []string{"carrier", "tracking_number", "shipped_at", "delivered_at", "delivery_signature"} {
+		require.NotContains(t, past, absent)
+	}
+	shippedPast := e.ok(e.get("/v1/orders/" + delivered.String() + "?at_version=4"))
+	require.Equal(t, body["shipped_at"], shippedPast["shipped_at"])
+	require.NotContains(t, shippedPast, "delivered_at")
+
+	cancelled := e.createOrder(c)
+	e.handleOrder(cancelled, order.CancelOrder{Reason: "found it cheaper", CancelledBy: "customer"})
+	e.projectOrderViews(cancelled, 2, views...)
+	body = e.ok(e.get("/v1/orders/" + cancelled.String()))
+	require.Equal(t, "CANCELLED", body["status"])
+	require.Equal(t, "found it cheaper", body["cancel_reason"])
+	require.Equal(t, "customer", body["cancelled_by"])
+	require.Equal(t, true, body["is_deleted"])
+	require.Equal(t, body["updated_at"], body["deleted_at"])
+	require.EqualValues(t, 2, body["item_count"])
+	require.NotContains(t, body, "carrier")
+
+	// the listings
+	list := e.ok(e.get("/v1/customers/" + c.String() + "/orders"))["orders"].([]any)
+	require.Len(t, list, 2)
+	byID := map[string]map[string]any{}
+	for _, o := range list {
+		byID[o.(map[string]any)["id"].(string)] = o.(map[string]any)
+	}
+	require.EqualValues(t, 5, byID[delivered.String()]["item_count"])
+	require.Equal(t, []any{map[string]any{"amount_minor": float64(2*1999 + 3*250), "currency": "EUR"}}, byID[delivered.String()]["totals"])
+	require.Equal(t, e.ok(e.get("/v1/orders/" + delivered.String()))["updated_at"], byID[delivered.String()]["updated_at"])
+	require.Equal(t, "CANCELLED", byID[cancelled.String()]["status"])
+	require.EqualValues(t, 2, byID[cancelled.String()]["item_count"])
+
+	shipped := e.ok(e.get("/v1/orders?status=DELIVERED"))["orders"].([]any)
+	require.Len(t, shipped, 1)
+	require.Equal(t, byID[delivered.String()], shipped[0].(map[string]any))
+
+	// a row written before schema v0005 and not rewritten since: the new
+	// fields are absent, not zero
+	legacy := gocql.UUID(uuid.New())
+	e.insertStatusOrder("SHIPPED", time.Now().UTC().Truncate(time.Millisecond), legacy, c, 3)
+	old := e.ok(e.get("/v1/orders?status=SHIPPED"))["orders"].([]any)[0].(map[string]any)
+	require.Equal(t, legacy.String(), old["id"])
+	for _, absent := range []string{"item_count", "totals", "updated_at"} {
+		require.NotContains(t, old, absent)
+	}
+}
+
+func instant(t *testing.T, v any) time.Time {
+	t.Helper()
+	s, ok := v.(string)
+	require.True(t, ok, "%v is not a time", v)
+	at, err := time.Parse(time.RFC3339Nano, s)
+	require.NoError(t, err)
+	return at
 }

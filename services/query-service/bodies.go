@@ -29,27 +29,62 @@ type orderBody struct {
 	CustomerID string      `json:"customer_id"`
 	Status     string      `json:"status"`
 	Items      []orderItem `json:"items"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
-	Version    int64       `json:"version"`
-	IsDeleted  bool        `json:"is_deleted"`
-	DeletedAt  *time.Time  `json:"deleted_at,omitempty"`
+	// ItemCount and Totals are absent only from a row written before
+	// schema v0005 and not rewritten since (an order always has an item):
+	// a rebuild of the views fills them.
+	ItemCount         int        `json:"item_count,omitempty"`
+	Totals            []money    `json:"totals,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+	Version           int64      `json:"version"`
+	Carrier           string     `json:"carrier,omitempty"`
+	TrackingNumber    string     `json:"tracking_number,omitempty"`
+	ShippedAt         *time.Time `json:"shipped_at,omitempty"`
+	DeliveredAt       *time.Time `json:"delivered_at,omitempty"`
+	DeliverySignature string     `json:"delivery_signature,omitempty"`
+	CancelReason      string     `json:"cancel_reason,omitempty"`
+	CancelledBy       string     `json:"cancelled_by,omitempty"`
+	IsDeleted         bool       `json:"is_deleted"`
+	DeletedAt         *time.Time `json:"deleted_at,omitempty"`
 }
 
 func orderFromRow(r readmodel.OrderRow) orderBody {
 	b := orderBody{
 		ID: r.OrderID.String(), CustomerID: r.CustomerID.String(), Status: r.Status,
 		Items:     make([]orderItem, 0, len(r.Items)),
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), Version: r.Version, IsDeleted: r.IsDeleted,
+		ItemCount: r.ItemCount, Totals: totalsOf(r.Totals),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), Version: r.Version,
+		Carrier: r.Carrier, TrackingNumber: r.TrackingNumber, ShippedAt: optionalTime(r.ShippedAt), DeliveredAt: optionalTime(r.DeliveredAt),
+		DeliverySignature: r.DeliverySignature, CancelReason: r.CancelReason, CancelledBy: r.CancelledBy,
+		IsDeleted: r.IsDeleted, DeletedAt: optionalTime(r.DeletedAt),
 	}
 	for _, it := range r.Items {
 		b.Items = append(b.Items, orderItem{ProductID: it.ProductID, Quantity: it.Quantity, UnitPrice: money{it.UnitPriceMinor, it.Currency}})
 	}
-	if !r.DeletedAt.IsZero() {
-		t := r.DeletedAt.UTC()
-		b.DeletedAt = &t
-	}
 	return b
+}
+
+// totalsOf lists the totals per currency, ordered by currency code; nil
+// when there are none.
+func totalsOf(m map[string]int64) []money {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]money, 0, len(m))
+	for c, amount := range m {
+		out = append(out, money{AmountMinor: amount, Currency: c})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Currency < out[j].Currency })
+	return out
+}
+
+// optionalTime is t in UTC, or nil (an absent field) when t is zero.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 type address struct {
@@ -93,13 +128,18 @@ func customerFromRow(r readmodel.CustomerRow) customerBody {
 	return b
 }
 
-// orderSummary is one order of a listing.
+// orderSummary is one order of a listing. ItemCount, Totals and
+// UpdatedAt are absent only from a row written before schema v0005 and not
+// rewritten since.
 type orderSummary struct {
-	ID         string    `json:"id"`
-	CustomerID string    `json:"customer_id"`
-	Status     string    `json:"status"`
-	CreatedAt  time.Time `json:"created_at"`
-	Version    int64     `json:"version"`
+	ID         string     `json:"id"`
+	CustomerID string     `json:"customer_id"`
+	Status     string     `json:"status"`
+	ItemCount  int        `json:"item_count,omitempty"`
+	Totals     []money    `json:"totals,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
+	Version    int64      `json:"version"`
 }
 
 type orderPage struct {
