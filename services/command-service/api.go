@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -350,7 +351,12 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 	start := time.Now()
 	httpapi.AddLogFields(ctx, func(e *zerolog.Event) { e.Str("command", command).Str("aggregate_id", id.String()) })
 
-	meta, err := a.metadata(ctx, r)
+	meta, versions, err := a.metadata(ctx, r)
+	if err == nil && len(versions) > 0 {
+		var v int64
+		v, err = pickVersion(ctx, repo, id, versions)
+		meta.ExpectedVersion = &v
+	}
 	if err != nil {
 		a.fail(w, r, command, err)
 		return
@@ -392,8 +398,9 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 	httpapi.WriteJSON(w, status, body)
 }
 
-// metadata gathers what travels with the command onto its events.
-func (a *api) metadata(ctx context.Context, r *http.Request) (eventstore.Metadata, error) {
+// metadata gathers what travels with the command onto its events, and the
+// versions If-Match names (none for "*" or no If-Match).
+func (a *api) metadata(ctx context.Context, r *http.Request) (eventstore.Metadata, []int64, error) {
 	meta := eventstore.Metadata{
 		CommandID:     commandOf(ctx).id,
 		CorrelationID: httpapi.CorrelationIDFrom(ctx),
@@ -403,26 +410,80 @@ func (a *api) metadata(ctx context.Context, r *http.Request) (eventstore.Metadat
 	if meta.CommandID == "" {
 		meta.CommandID = uuid.NewString()
 	}
-	if h := r.Header.Get("If-Match"); h != "" && h != "*" {
-		v, err := parseETag(h)
-		if err != nil {
-			return meta, err
+	var versions []int64
+	if values := r.Header.Values("If-Match"); len(values) > 0 {
+		var err error
+		if versions, err = parseIfMatch(values); err != nil {
+			return meta, nil, err
 		}
-		meta.ExpectedVersion = &v
 	}
-	return meta, nil
+	return meta, versions, nil
 }
 
-// parseETag reads an If-Match value: a version, quoted or not.
-func parseETag(h string) (int64, error) {
-	s := strings.TrimSpace(h)
-	if strings.HasPrefix(s, "W/") {
-		return 0, badHeader("If-Match", "a weak ETag cannot be matched; send the version as \"N\"")
+// pickVersion chooses, of the versions an If-Match list names, the one to
+// expect: with one there is no choice; with more, the aggregate's current
+// version if listed, else the first. The commit checks the expected version
+// atomically, so the list matches exactly when one of its tags does.
+func pickVersion[S, C, E any](ctx context.Context, repo *eventstore.Repository[S, C, E], id gocql.UUID, versions []int64) (int64, error) {
+	if len(versions) == 1 {
+		return versions[0], nil
 	}
-	s = strings.Trim(s, `"`)
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, badHeader("If-Match", "If-Match must be the version the command expects, such as \"3\"")
+	_, current, err := repo.Load(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if slices.Contains(versions, current) {
+		return current, nil
+	}
+	return versions[0], nil
+}
+
+// ifMatchHint is the detail of every refused If-Match.
+const ifMatchHint = `If-Match must be "*" or a list of the versions the command expects as strong entity tags, such as "3" or "3", "4" (RFC 9110 §13.1.1)`
+
+// parseIfMatch reads If-Match (every header line, as one list). It returns
+// no versions for "*", which any existing aggregate matches. A weak tag
+// (W/"3") is refused: If-Match compares strongly and this API's ETags are
+// strong, so it could never match. So is a tag that is not the canonical
+// decimal form of a version ("01", "+1"): no ETag of this API has it.
+func parseIfMatch(values []string) ([]int64, error) {
+	joined := strings.Join(values, ",")
+	if strings.TrimSpace(joined) == "*" {
+		return nil, nil
+	}
+	var versions []int64
+	for elem := range strings.SplitSeq(joined, ",") {
+		tag := strings.Trim(elem, " \t")
+		if tag == "" {
+			continue // RFC 9110 §5.6.1: empty list elements are allowed
+		}
+		v, err := parseETag(tag)
+		if err != nil {
+			return nil, err
+		}
+		versions = append(versions, v)
+	}
+	if len(versions) == 0 {
+		return nil, badHeader("If-Match", ifMatchHint)
+	}
+	return versions, nil
+}
+
+// parseETag reads one entity tag: a quoted canonical decimal version.
+func parseETag(tag string) (int64, error) {
+	if strings.HasPrefix(tag, "W/") || strings.HasPrefix(tag, "w/") {
+		return 0, badHeader("If-Match", "a weak entity tag never matches (If-Match compares strongly); send the version as \"N\"")
+	}
+	inner, ok := strings.CutPrefix(tag, `"`)
+	if ok {
+		inner, ok = strings.CutSuffix(inner, `"`)
+	}
+	if !ok || inner == "" || strings.Trim(inner, "0123456789") != "" || (len(inner) > 1 && inner[0] == '0') {
+		return 0, badHeader("If-Match", ifMatchHint)
+	}
+	v, err := strconv.ParseInt(inner, 10, 64)
+	if err != nil {
+		return 0, badHeader("If-Match", ifMatchHint)
 	}
 	return v, nil
 }

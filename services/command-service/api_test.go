@@ -44,11 +44,15 @@ func newEnv(t testing.TB) *env {
 	return newEnvTraced(t, tp)
 }
 
-func newEnvTraced(t testing.TB, tp trace.TracerProvider) *env {
+func newEnvTraced(t testing.TB, tp trace.TracerProvider, tune ...func(*Config)) *env {
 	t.Helper()
 	session := stacktest.Session(t)
 	cfg := defaultConfig()
 	cfg.CQL = stacktest.CQLConfig()
+	for _, f := range tune {
+		f(cfg)
+	}
+	require.NoError(t, cfg.Validate())
 	reg := prometheus.NewRegistry()
 	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, tp)
 	require.NoError(t, err)
@@ -111,6 +115,7 @@ func (e *env) problem(a answer, status int, slug, field string) {
 	require.Equal(e.t, status, a.status, a.rawBody)
 	require.Equal(e.t, "application/problem+json", a.header.Get("Content-Type"))
 	require.Equal(e.t, "https://orderstream.dev/problems/"+slug, a.body["type"], a.rawBody)
+	require.NotEmpty(e.t, a.body["code"], "every problem has a code: %s", a.rawBody)
 	require.EqualValues(e.t, status, a.body["status"])
 	if field != "" {
 		require.Equal(e.t, field, a.body["field"], a.rawBody)

@@ -40,6 +40,7 @@ func problemFor(err error) (httpapi.Problem, string) {
 		race      *eventstore.ConflictError
 		wrongType *eventstore.WrongTypeError
 		taken     *idTakenError
+		busy      *inProgressError
 	)
 	switch {
 	case errors.As(err, &pe):
@@ -55,6 +56,9 @@ func problemFor(err error) (httpapi.Problem, string) {
 			"the aggregate is not at the version named in If-Match; reload it and decide again", "version_mismatch", "If-Match")
 		p.CurrentVersion = &pre.Actual
 		return p, "precondition_failed"
+	case errors.As(err, &busy):
+		return problem(http.StatusConflict, "request-in-progress", "Request in progress",
+			"a request with this Idempotency-Key is in progress; retry after Retry-After seconds, with the same key and body", "request-in-progress", "Idempotency-Key"), "in_progress"
 	case errors.As(err, &wrongType):
 		return problem(http.StatusNotFound, "not-found", "Not found",
 			"there is no "+wrongType.Wanted+" with this id", wrongType.Wanted+".not_found", ""), "not_found"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -34,7 +35,8 @@ type idempotency struct {
 	session *gocql.Session
 	ttl     time.Duration
 	// lease is how long a reservation stays with the request that took
-	// it; after that a retry may take it over (its first attempt died).
+	// it: the request's own deadline, past which it cannot be running; after
+	// that a retry may take it over (its first attempt died).
 	lease   time.Duration
 	maxBody int64
 }
@@ -56,13 +58,19 @@ var replayedHeaders = []string{"Content-Type", "ETag", "Location"}
 
 func (i *idempotency) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Idempotency-Key")
-		if key == "" {
+		values, sent := r.Header["Idempotency-Key"]
+		if !sent {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if len(key) > 255 || !printable(key) {
-			httpapi.WriteError(w, r, badHeader("Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters"))
+		// An empty key must not quietly run the request unprotected, and
+		// two keys cannot both name it.
+		key := ""
+		if len(values) == 1 {
+			key = values[0]
+		}
+		if key == "" || len(key) > 255 || !visible(key) {
+			httpapi.WriteError(w, r, badHeader("Idempotency-Key", "Idempotency-Key must be one value of 1 to 255 visible ASCII characters (no spaces)"))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, i.maxBody))
@@ -82,6 +90,9 @@ func (i *idempotency) middleware(next http.Handler) http.Handler {
 
 		info, replay, err := i.reserve(r.Context(), key, hash)
 		if err != nil {
+			if ip, ok := errors.AsType[*inProgressError](err); ok {
+				w.Header().Set("Retry-After", ip.retryAfter())
+			}
 			p, _ := problemFor(err)
 			httpapi.WriteProblem(w, r, p)
 			return
@@ -139,10 +150,8 @@ func (i *idempotency) reserve(ctx context.Context, key, hash string) (commandInf
 		return info, &storedAnswer{status: status, body: []byte(body), headers: headers}, nil
 	}
 	reservedAt, _ := existing["created_at"].(time.Time)
-	if now.Sub(reservedAt) < i.lease {
-		p := httpapi.NewProblem(http.StatusConflict, "request-in-progress", "Request in progress",
-			"a request with this Idempotency-Key is being processed; retry shortly")
-		return info, nil, p
+	if left := reservedAt.Add(i.lease).Sub(now); left > 0 {
+		return info, nil, inProgress(left)
 	}
 	// The first attempt died without answering: take the reservation over.
 	applied, err = i.session.Query(
@@ -152,8 +161,8 @@ func (i *idempotency) reserve(ctx context.Context, key, hash string) (commandInf
 		return info, nil, fmt.Errorf("taking over idempotency key: %w", err)
 	}
 	if !applied {
-		return info, nil, httpapi.NewProblem(http.StatusConflict, "request-in-progress", "Request in progress",
-			"a request with this Idempotency-Key is being processed; retry shortly")
+		// Another retry took it over first and now runs with its deadline.
+		return info, nil, inProgress(i.lease)
 	}
 	info.retried = true
 	return info, nil, nil
@@ -199,9 +208,38 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-func printable(s string) bool {
+// inProgressError is the 409 for a key whose request is still within its
+// deadline; the answer asks the client to retry after what is left of it.
+type inProgressError struct{ left time.Duration }
+
+func inProgress(left time.Duration) *inProgressError { return &inProgressError{left: left} }
+
+func (e *inProgressError) Error() string {
+	return "a request with this Idempotency-Key is in progress for " + e.left.String()
+}
+
+// retryAfter is what is left of the lease in whole seconds, at least 1.
+func (e *inProgressError) retryAfter() string {
+	return strconv.FormatInt(max(1, int64((e.left+time.Second-1)/time.Second)), 10)
+}
+
+// deadline gives every command request its deadline, the lease of its
+// Idempotency-Key: a request cannot hold a key past the moment a retry
+// may take it over.
+func deadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// visible tells whether s is visible ASCII only (%x21-7E).
+func visible(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
+		if s[i] <= 0x20 || s[i] > 0x7e {
 			return false
 		}
 	}

@@ -41,7 +41,10 @@ type Config struct {
 type CommandsConfig struct {
 	MaxConflictRetries int           `mapstructure:"max_conflict_retries" help:"times a command is re-decided after losing a race before answering 409"`
 	IdempotencyTTL     time.Duration `mapstructure:"idempotency_ttl" help:"how long an Idempotency-Key and its answer are kept"`
-	IdempotencyLease   time.Duration `mapstructure:"idempotency_lease" help:"how long a request owns its Idempotency-Key before a retry may take it over"`
+	// RequestTimeout is every command request's deadline, and so how long
+	// it holds its Idempotency-Key: a retry of a request that died is
+	// answered 409 until the deadline has passed, then takes the key over.
+	RequestTimeout time.Duration `mapstructure:"request_timeout" help:"deadline of each command request; also how long a request owns its Idempotency-Key before a retry may take it over"`
 }
 
 // Validate checks every part.
@@ -53,8 +56,8 @@ func (c *Config) Validate() error {
 	if c.Commands.IdempotencyTTL < time.Minute {
 		errs = append(errs, config.Errorf("commands.idempotency_ttl", "must be at least 1m, got %s", c.Commands.IdempotencyTTL))
 	}
-	if c.Commands.IdempotencyLease <= c.HTTP.WriteTimeout {
-		errs = append(errs, config.Errorf("commands.idempotency_lease", "must be longer than http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, c.Commands.IdempotencyLease))
+	if c.Commands.RequestTimeout < 100*time.Millisecond || (c.HTTP.WriteTimeout > 0 && c.Commands.RequestTimeout > c.HTTP.WriteTimeout) {
+		errs = append(errs, config.Errorf("commands.request_timeout", "must be 100ms..http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, c.Commands.RequestTimeout))
 	}
 	return errors.Join(append(errs,
 		c.StoreConfig.Validate(),
@@ -68,7 +71,7 @@ func defaultConfig() *Config {
 		StoreConfig: service.DefaultStoreConfig(":9081"),
 		HTTP:        httpapi.DefaultServerConfig(":8081"),
 		EventStore:  eventstore.DefaultConfig(),
-		Commands:    CommandsConfig{MaxConflictRetries: 5, IdempotencyTTL: 24 * time.Hour, IdempotencyLease: time.Minute},
+		Commands:    CommandsConfig{MaxConflictRetries: 5, IdempotencyTTL: 24 * time.Hour, RequestTimeout: 10 * time.Second},
 	}
 }
 
@@ -110,14 +113,14 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.IdempotencyLease, maxBody: cfg.HTTP.MaxBodyBytes}
+	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.RequestTimeout, maxBody: cfg.HTTP.MaxBodyBytes}
 
 	r, err := httpapi.NewRouter(openAPI, logger, reg, tp, prop)
 	if err != nil {
 		return nil, err
 	}
 	r.Group(func(r chi.Router) {
-		r.Use(idem.middleware)
+		r.Use(deadline(cfg.Commands.RequestTimeout), idem.middleware)
 		a.routes(r)
 	})
 	return r, nil

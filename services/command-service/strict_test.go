@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gocql/gocql"
@@ -57,4 +59,50 @@ func TestIDOfTheOtherAggregateType(t *testing.T) {
 		require.EqualValues(t, 1, v)
 		require.Equal(t, typ, gotType)
 	}
+}
+
+// TestIfMatchForms: If-Match takes what RFC 9110 §13.1.1 allows and this
+// API can match: "*", or a list of strong entity tags, each the decimal
+// version an ETag of this API carries. Anything else is 400 naming the
+// header; a list matches when any of its tags does.
+func TestIfMatchForms(t *testing.T) {
+	e := newEnv(t)
+	cust := e.registerCustomer()
+	reason := map[string]any{"reason": "r"}
+	for _, h := range []string{`1`, `"1`, `1"`, `"01"`, `"+1"`, `"-1"`, `" 1"`, `W/"1"`, `w/"1"`, `*, "1"`, `""`, `"1" "2"`, `"1"x`, `"a"`, `,`, `"99999999999999999999"`, `"1";q=1`} {
+		t.Run(h, func(t *testing.T) {
+			e.t = t
+			a := e.do("PATCH", "/v1/customers/"+cust+"/profile", map[string]any{"name": "N"}, "If-Match", h)
+			e.problem(a, http.StatusBadRequest, "invalid-header", "If-Match")
+			requireCode(t, a, "invalid-header")
+		})
+	}
+	e.t = t
+	v := int64(1)
+	// %[1]d is the current version.
+	for _, form := range []string{`"%[1]d"`, `*`, `"99", "%[1]d"`, `"%[1]d",`, ` "%[1]d" `, `"98","%[1]d" , "97"`, `, "%[1]d"`} {
+		h := form
+		if strings.Contains(form, "%") {
+			h = fmt.Sprintf(form, v)
+		}
+		v++
+		e.ok(e.do("POST", "/v1/customers/"+cust+"/suspend", reason, "If-Match", h), 200, v)
+		e.ok(e.do("POST", "/v1/customers/"+cust+"/reactivate", nil), 200, v+1)
+		v++
+	}
+	for _, h := range []string{`"1"`, `"1", "2"`} {
+		a := e.do("POST", "/v1/customers/"+cust+"/suspend", reason, "If-Match", h)
+		e.problem(a, http.StatusPreconditionFailed, "version-mismatch", "If-Match")
+		require.EqualValues(t, v, a.body["current_version"])
+	}
+	// Two header lines are one list.
+	req, err := http.NewRequest("POST", e.url+"/v1/customers/"+cust+"/suspend", strings.NewReader(`{"reason":"r"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("If-Match", `"1"`)
+	req.Header.Add("If-Match", fmt.Sprintf(`"%d"`, v))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
