@@ -21,11 +21,15 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/logging"
 	"github.com/orderstream/orderstream/pkg/metrics"
 	"github.com/orderstream/orderstream/pkg/relay"
 )
@@ -84,6 +88,7 @@ type Projector[S any] struct {
 	store     *eventstore.Store
 	upcasters *eventstore.Upcasters
 	logger    zerolog.Logger
+	tracer    trace.Tracer
 	m         *projectorMetrics
 	component string
 
@@ -111,7 +116,7 @@ type Projector[S any] struct {
 }
 
 // New builds a projector of view.
-func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventstore.Store, logger zerolog.Logger, reg prometheus.Registerer) (*Projector[S], error) {
+func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventstore.Store, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Projector[S], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
@@ -125,9 +130,13 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventst
 	if err != nil {
 		return nil, err
 	}
+	o := projectorOptions{tracer: noop.NewTracerProvider().Tracer("")}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	p := &Projector[S]{
 		cfg: cfg, view: view, session: session, store: store, upcasters: eventcodec.NewUpcasters(),
-		logger: logger.With().Str("projection", view.Name).Logger(), m: m, component: Component(view.Name),
+		logger: logger.With().Str("projection", view.Name).Logger(), tracer: o.tracer, m: m, component: Component(view.Name),
 		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
 	}
 	if p.redrives.retrier, err = deadletter.NewRetrier(cfg.Retry, session, p.component, p.redrive, p.logger, reg); err != nil {
@@ -261,10 +270,14 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 			p.m.gapFills.Inc()
 			p.m.gapEvents.Add(float64(rec.Sequence - cp.seq - 1))
 		}
-		err := p.store.Events(ctx, rec.AggregateID, cp.seq, rec.Sequence, func(e eventstore.Event) error {
+		fctx, span := p.tracer.Start(ctx, "projector fill gap", trace.WithAttributes(
+			relay.AttrAggregateID.String(rec.AggregateID.String()), attribute.Int64("orderstream.gap.after", cp.seq), attribute.Int64("orderstream.gap.through", rec.Sequence),
+			attribute.Bool("orderstream.gap.unreadable_envelope", rec.Err != nil)))
+		err := p.store.Events(fctx, rec.AggregateID, cp.seq, rec.Sequence, func(e eventstore.Event) error {
 			events = append(events, e)
 			return nil
 		})
+		endSpan(span, err)
 		if err != nil {
 			return err
 		}
@@ -326,6 +339,15 @@ func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S
 		p.remember(id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
 		p.m.applied.Add(float64(seq - cp.seq))
 		p.m.applyDur.Observe(time.Since(start).Seconds())
+		if p.logger.GetLevel() <= zerolog.DebugLevel {
+			for _, e := range events {
+				if e.Sequence > seq {
+					break
+				}
+				l := logging.ForEvent(ctx, p.logger, e)
+				l.Debug().Str("event_type", e.Type).Msg("event applied")
+			}
+		}
 		if p.onApplied != nil {
 			p.onApplied(id, seq)
 		}
@@ -361,8 +383,9 @@ func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error
 	}
 	p.m.parked.Set(float64(p.parked.Add(e.AggregateID)))
 	p.m.deadLettered.Inc()
-	p.logger.Error().Err(cause).Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Str("event_type", e.Type).
-		Str("dlq_id", dlqID.String()).Msg("event dead-lettered; its aggregate is parked for this projector")
+	trace.SpanFromContext(ctx).AddEvent("dead-lettered", trace.WithAttributes(attribute.String("orderstream.dlq.id", dlqID.String())))
+	l := logging.ForEvent(ctx, p.logger, e)
+	l.Error().Err(cause).Str("event_type", e.Type).Str("dlq_id", dlqID.String()).Msg("event dead-lettered; its aggregate is parked for this projector")
 	return nil
 }
 
@@ -379,6 +402,13 @@ func (p *Projector[S]) isParked(ctx context.Context, id gocql.UUID) bool {
 // handleRetrying applies a record, retrying transient failures with
 // exponential backoff and jitter, at most MaxAttempts times.
 func (p *Projector[S]) handleRetrying(ctx context.Context, rec Record) error {
+	ctx, span := p.startProcess(ctx, rec)
+	err := p.handleAttempts(ctx, rec)
+	endSpan(span, err)
+	return err
+}
+
+func (p *Projector[S]) handleAttempts(ctx context.Context, rec Record) error {
 	wait := p.cfg.InitialBackoff
 	for attempt := 1; ; attempt++ {
 		err := p.Handle(ctx, rec)
@@ -391,7 +421,8 @@ func (p *Projector[S]) handleRetrying(ctx context.Context, rec Record) error {
 		}
 		p.m.retries.Inc()
 		if attempt == 1 || attempt&(attempt-1) == 0 {
-			p.logger.Warn().Err(err).Str("aggregate_id", rec.AggregateID.String()).Int64("sequence", rec.Sequence).Int("attempt", attempt).Msg("applying a record failed; retrying")
+			l := p.recordLogger(ctx, rec)
+			l.Warn().Err(err).Int("attempt", attempt).Msg("applying a record failed; retrying")
 		}
 		select {
 		case <-ctx.Done():

@@ -58,6 +58,8 @@ func TestDecodeReadsTheRelaysRecords(t *testing.T) {
 	require.Equal(t, e.OccurredAt, rec.Event.OccurredAt)
 	require.Equal(t, e.TraceContext, rec.Event.TraceContext)
 	require.JSONEq(t, string(e.Data), string(rec.Event.Data))
+	require.Equal(t, RecordHeaders{EventID: e.EventID.String(), CorrelationID: "corr", CausationID: "cause", TraceContext: e.TraceContext}, rec.Headers)
+	require.Equal(t, msg.Topic, rec.Topic)
 }
 
 func TestDecodeRejectsWhatCannotBePlaced(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/cql"
@@ -62,7 +64,10 @@ func (p *Projector[S]) rebuildPending(ctx context.Context) (bool, error) {
 // records that arrive meanwhile wait in Kafka and are then skipped up to
 // each aggregate's new checkpoint and applied after it, so there is no gap
 // and no double apply.
-func (p *Projector[S]) Rebuild(ctx context.Context) error {
+func (p *Projector[S]) Rebuild(ctx context.Context) (err error) {
+	// A root span: a rebuild replays the events of many commands' traces.
+	ctx, span := p.tracer.Start(ctx, "projector rebuild", trace.WithAttributes(attrProjection.String(p.view.Name)))
+	defer func() { endSpan(span, err) }()
 	p.rebuilding.Store(true)
 	p.m.rebuilding.Set(1)
 	defer func() {
@@ -131,7 +136,6 @@ func (p *Projector[S]) Rebuild(ctx context.Context) error {
 	defer progress.Stop()
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
-	var err error
 wait:
 	for {
 		select {
@@ -148,6 +152,7 @@ wait:
 		time.Now().UTC(), aggregates.Load(), events.Load(), p.view.Name).WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("recording the rebuild's end: %w", err)
 	}
+	span.SetAttributes(attribute.Int64("orderstream.rebuild.aggregates", aggregates.Load()), attribute.Int64("orderstream.rebuild.events", events.Load()))
 	p.logger.Info().Int64("aggregates", aggregates.Load()).Int64("events", events.Load()).Dur("took", time.Since(start)).Msg("rebuild done; consuming again")
 	return nil
 }

@@ -22,10 +22,22 @@ type Record struct {
 	// projector reads the event from event_store instead.
 	Event eventstore.Event
 	Err   error
-	// Partition and Offset locate the record (for progress); zero in tests
-	// that feed records directly.
+	// Topic, Partition and Offset locate the record (for progress); zero
+	// in tests that feed records directly.
+	Topic     string
 	Partition int32
 	Offset    int64
+	// Headers are the ids and the W3C trace context the record's headers
+	// carry (the relay's publish span; the envelope keeps the command's), so
+	// that the apply continues the trace and its log lines name the event
+	// even when the envelope cannot be read.
+	Headers RecordHeaders
+}
+
+// RecordHeaders are the headers of a relay record that identify its event.
+type RecordHeaders struct {
+	EventID, CorrelationID, CausationID string
+	TraceContext                        map[string]string // traceparent, tracestate
 }
 
 // Decode reads a record published by the relay. The key and the sequence
@@ -33,17 +45,29 @@ type Record struct {
 // reported in Record.Err, not as an error, because event_store still has
 // the event. The error return means the record cannot even be placed.
 func Decode(msg *sarama.ConsumerMessage) (Record, error) {
-	rec := Record{Partition: msg.Partition, Offset: msg.Offset}
+	rec := Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
 	id, err := gocql.ParseUUID(string(msg.Key))
 	if err != nil {
 		return rec, fmt.Errorf("record key %q is not an aggregate id: %w", msg.Key, err)
 	}
 	rec.AggregateID = id
 	for _, h := range msg.Headers {
-		if string(h.Key) == relay.HeaderSequence {
+		switch string(h.Key) {
+		case relay.HeaderSequence:
 			if rec.Sequence, err = strconv.ParseInt(string(h.Value), 10, 64); err != nil || rec.Sequence < 1 {
 				return rec, fmt.Errorf("record of %s has a bad sequence header %q", id, h.Value)
 			}
+		case relay.HeaderEventID:
+			rec.Headers.EventID = string(h.Value)
+		case relay.HeaderCorrelationID:
+			rec.Headers.CorrelationID = string(h.Value)
+		case relay.HeaderCausationID:
+			rec.Headers.CausationID = string(h.Value)
+		case relay.HeaderTraceparent, relay.HeaderTracestate:
+			if rec.Headers.TraceContext == nil {
+				rec.Headers.TraceContext = map[string]string{}
+			}
+			rec.Headers.TraceContext[string(h.Key)] = string(h.Value)
 		}
 	}
 	if rec.Sequence == 0 {

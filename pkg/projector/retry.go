@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/logging"
+	"github.com/orderstream/orderstream/pkg/relay"
 )
 
 // redriveState is what a projector keeps to carry out the dlq-service's
@@ -187,7 +191,15 @@ func (p *Projector[S]) eventsAfter(ctx context.Context, id gocql.UUID, seq int64
 // went through. A skip first advances the checkpoint past the dead
 // letter's event when the projector stands right before it: the rows are
 // rewritten with its sequence as their version, without its effect.
-func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
+func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e deadletter.Entry) (res deadletter.Result, err error) {
+	ctx, span := p.tracer.Start(ctx, "projector redrive", trace.WithAttributes(
+		relay.AttrAggregateID.String(e.AggregateID.String()), relay.AttrSequence.Int64(e.Sequence), relay.AttrEventID.String(e.EventID.String()), relay.AttrEventType.String(e.EventType),
+		attrProjection.String(p.view.Name), attribute.String("orderstream.dlq.id", e.ID.String()), attribute.String("orderstream.dlq.action", string(req.Action)),
+		attribute.String("orderstream.dlq.requested_by", req.RequestedBy)))
+	defer func() {
+		span.SetAttributes(attribute.String("orderstream.dlq.status", res.Status), attribute.Int64("orderstream.dlq.applied", res.Applied))
+		endSpan(span, err)
+	}()
 	id := e.AggregateID
 	defer p.lockAggregate(id)()
 	p.remember(id, checkpoint[S]{}, false) // read the checkpoint as stored
@@ -205,7 +217,8 @@ func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e de
 		cp = checkpoint[S]{seq: e.Sequence, state: cp.state, existed: true}
 		p.remember(id, cp, true)
 		p.m.skipped.WithLabelValues("dlq_skip").Inc()
-		p.logger.Warn().Str("aggregate_id", id.String()).Int64("sequence", e.Sequence).Str("event_type", e.EventType).Str("requested_by", req.RequestedBy).
+		p.logger.Warn().Str(logging.FieldAggregateID, id.String()).Int64(logging.FieldSequence, e.Sequence).Str(logging.FieldEventID, e.EventID.String()).
+			Str(logging.FieldTraceID, span.SpanContext().TraceID().String()).Str("dlq_id", e.ID.String()).Str("event_type", e.EventType).Str("requested_by", req.RequestedBy).
 			Msg("event skipped at the dlq-service's request: its sequence is applied without its effect")
 	}
 	start := cp.seq
@@ -221,7 +234,7 @@ func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e de
 	if now, ok := p.cached(id); ok {
 		progress = now.seq
 	}
-	res, err := deadletter.Settle(ctx, p.session, e, deadletter.Outcome{
+	res, err = deadletter.Settle(ctx, p.session, e, deadletter.Outcome{
 		Progress: progress, Head: head, Applied: progress - start, Err: applyErr,
 		// apply dead-letters a poison event and returns nil: it stopped
 		// short of the head without an error.

@@ -45,7 +45,7 @@ func Wire[S any](view View[S]) service.Wire[*ServiceConfig] {
 		if err != nil {
 			return nil, err
 		}
-		p, err := New(cfg.Projector, view, session, store, d.Logger, d.Registry)
+		p, err := New(cfg.Projector, view, session, store, d.Logger, d.Registry, WithTracerProvider(d.Tracer))
 		if err != nil {
 			return nil, err
 		}

@@ -33,7 +33,11 @@ type Option func(*Relay)
 // Without it the relay starts no span but still passes the stored trace
 // context on in the records' headers.
 func WithTracerProvider(tp trace.TracerProvider) Option {
-	return func(r *Relay) { r.tracer = tp.Tracer(instrumentationName) }
+	return func(r *Relay) {
+		if tp != nil {
+			r.tracer = tp.Tracer(instrumentationName)
+		}
+	}
 }
 
 // startSend starts the span of one record's publish and writes the span's

@@ -101,7 +101,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 		return nil, err
 	}
 	d.OnClose(func() { _ = producer.Close() })
-	r, err := relay.New(cfg.Relay, session, store, producer, d.Logger, d.Registry)
+	r, err := relay.New(cfg.Relay, session, store, producer, d.Logger, d.Registry, relay.WithTracerProvider(d.Tracer))
 	if err != nil {
 		return nil, err
 	}
