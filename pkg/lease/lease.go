@@ -55,6 +55,10 @@ type Lease struct {
 	logger  zerolog.Logger
 	leader  atomic.Bool
 	state   prometheus.Gauge
+	// takeovers counts leases taken after another holder's (a standby
+	// replacing a dead or departed holder); lost counts leases this
+	// process gave up because it could not renew them.
+	takeovers, lost prometheus.Counter
 	// acquiredAt is when this contender last took the lease; only the
 	// goroutine running Run reads and writes it.
 	acquiredAt time.Time
@@ -71,10 +75,16 @@ func New(session *gocql.Session, name, owner string, cfg Config, logger zerolog.
 		logger: logger.With().Str("lease", name).Logger(),
 		state: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "lease_leader",
 			Help: "1 while this process holds the lease and does the work, 0 while it stands by.", ConstLabels: prometheus.Labels{"lease": name}}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "lease", Name: "takeovers_total",
+			Help: "Times this process took the lease while standing by behind another holder (whose lease expired or was released).", ConstLabels: prometheus.Labels{"lease": name}}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "lease", Name: "lost_total",
+			Help: "Times this process stopped its work because it could not renew the lease or found another owner.", ConstLabels: prometheus.Labels{"lease": name}}),
 	}
 	if reg != nil {
-		if err := reg.Register(l.state); err != nil {
-			return nil, fmt.Errorf("lease: registering metrics: %w", err)
+		for _, c := range []prometheus.Collector{l.state, l.takeovers, l.lost} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("lease: registering metrics: %w", err)
+			}
 		}
 	}
 	return l, nil
@@ -108,15 +118,23 @@ func (l *Lease) Run(ctx context.Context, work func(context.Context) error) error
 }
 
 func (l *Lease) waitForLease(ctx context.Context) error {
+	var behind string // the other holder this contender last stood by behind
 	for {
 		ok, holder, err := l.acquire(ctx)
 		switch {
 		case err != nil:
 			l.logger.Warn().Err(err).Msg("could not try the lease")
+		case ok && behind != "":
+			l.takeovers.Inc()
+			l.logger.Warn().Str("owner", l.owner).Str("previous_owner", behind).Msg("lease taken over: the previous holder's lease expired or was released; this process is active")
+			return nil
 		case ok:
 			l.logger.Info().Str("owner", l.owner).Msg("lease taken: this process is active")
 			return nil
 		default:
+			if holder != "" && holder != l.owner {
+				behind = holder
+			}
 			l.logger.Debug().Str("holder", holder).Msg("standing by")
 		}
 		select {
@@ -167,6 +185,7 @@ func (l *Lease) lead(ctx context.Context, work func(context.Context) error) erro
 			default:
 				l.logger.Warn().Err(err).Msg("lease may expire before it can be renewed: stopping work")
 			}
+			l.lost.Inc()
 			cancel()
 			err = <-done
 			if errors.Is(err, context.Canceled) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -15,6 +16,7 @@ import (
 
 type contender struct {
 	l       *lease.Lease
+	reg     *prometheus.Registry
 	session interface{ Close() }
 	working atomic.Bool
 	cancel  context.CancelFunc
@@ -24,10 +26,11 @@ type contender struct {
 func start(t *testing.T, name string, cfg lease.Config, active *atomic.Int32, overlap *atomic.Bool) *contender {
 	t.Helper()
 	session := stacktest.Session(t)
-	l, err := lease.New(session, name, "test", cfg, zerolog.Nop(), nil)
+	reg := prometheus.NewRegistry()
+	l, err := lease.New(session, name, "test", cfg, zerolog.Nop(), reg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &contender{l: l, session: session, cancel: cancel, done: make(chan error, 1)}
+	c := &contender{l: l, reg: reg, session: session, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		c.done <- l.Run(ctx, func(ctx context.Context) error {
 			if active.Add(1) > 1 {
@@ -42,6 +45,24 @@ func start(t *testing.T, name string, cfg lease.Config, active *atomic.Int32, ov
 	}()
 	t.Cleanup(func() { cancel(); <-c.done })
 	return c
+}
+
+// metric is the value of one of the contender's lease metrics.
+func (c *contender) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := c.reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			m := f.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 // Two contenders: exactly one works. When the worker dies without
@@ -65,6 +86,10 @@ func TestOneActiveAndTakeover(t *testing.T) {
 	a.done <- nil // for Cleanup
 	require.Eventually(t, b.working.Load, cfg.RenewEvery+2*time.Second, 20*time.Millisecond)
 	t.Logf("takeover after a clean stop: %s", time.Since(stopped))
+	require.Zero(t, a.metric(t, "orderstream_lease_takeovers_total"), "a took a free lease")
+	require.Equal(t, 1.0, b.metric(t, "orderstream_lease_takeovers_total"))
+	require.Equal(t, 1.0, b.metric(t, "orderstream_lease_leader"))
+	require.Zero(t, a.metric(t, "orderstream_lease_leader"))
 
 	// A holder cut off from the database (no renewals, no release): it
 	// stops working before its lease expires, and c takes over within the
@@ -76,6 +101,9 @@ func TestOneActiveAndTakeover(t *testing.T) {
 	require.Eventually(t, c.working.Load, cfg.TTL+2*cfg.RenewEvery+time.Second, 20*time.Millisecond)
 	t.Logf("takeover after the holder vanished: %s", time.Since(vanished))
 	require.Eventually(t, func() bool { return !b.working.Load() }, time.Second, 10*time.Millisecond, "the old holder stopped when its renewal failed")
+	require.Equal(t, 1.0, c.metric(t, "orderstream_lease_takeovers_total"))
+	require.Equal(t, 1.0, b.metric(t, "orderstream_lease_lost_total"))
+	require.Zero(t, b.metric(t, "orderstream_lease_leader"))
 	require.False(t, overlap.Load(), "two contenders never worked at once")
 }
 

@@ -257,8 +257,11 @@ func relayRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuild
 			q{`sum(rate(` + s.m("orderstream_relay_dead_lettered_total") + `[$__rate_interval]))`, "dead-lettered"})).
 		WithPanel(graph("Parked aggregates", "Aggregates whose publishing waits behind a dead-lettered event.", "short",
 			q{`max(` + s.m("orderstream_relay_parked_aggregates") + `)`, "parked"})).
-		WithPanel(graph("Leader", "1 on the replica that holds the relay lease; the others stand by.", "short",
-			q{`max by (pod) (` + s.m("orderstream_lease_leader") + `)`, "{{pod}}"}))
+		WithPanel(graph("Leader", "1 on the replica that holds the relay lease (the relay_leases row of that source); the others stand by.", "short",
+			q{`max by (pod, lease) (` + s.m("orderstream_lease_leader") + `)`, "{{pod}} ({{lease}})"})).
+		WithPanel(graph("Lease takeovers", "Leases taken by a standby behind another holder, and leases given up because they could not be renewed (each logged).", "short",
+			q{`sum by (pod) (increase(` + s.m("orderstream_lease_takeovers_total") + `[$__rate_interval]))`, "takeover {{pod}}"},
+			q{`sum by (pod) (increase(` + s.m("orderstream_lease_lost_total") + `[$__rate_interval]))`, "lost {{pod}}"}))
 }
 
 func projectorRows(b *dashboard.DashboardBuilder, s scope, projection string) *dashboard.DashboardBuilder {
