@@ -68,7 +68,9 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	r.Get("/readyz", s.readyz)
-	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}}))
+	// OpenMetrics when the scraper asks for it: the only format that
+	// carries exemplars (the trace ids on the latency histograms).
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}, EnableOpenMetrics: true}))
 	if c, ok := gatherer.(prometheus.Collector); ok { // a *prometheus.Registry is both
 		r.Get(DescriptorsPath, descriptorsHandler(c, gatherer))
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orderstream/orderstream/pkg/metrics"
 )
 
 // durationBuckets reach from 0.5 ms to 10 s and are densest between 1 and
@@ -63,7 +65,9 @@ func (m *Metrics) Middleware() func(http.Handler) http.Handler {
 			defer func() {
 				route, method := routeLabel(r), methodLabel(r.Method)
 				m.requests.WithLabelValues(route, method, strconv.Itoa(rec.statusFor(completed))).Inc()
-				m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+				// The Tracing middleware runs first: the request's span is in
+				// its context, and becomes the observation's exemplar.
+				metrics.Observe(r.Context(), m.duration.WithLabelValues(route, method), time.Since(start).Seconds())
 			}()
 			next.ServeHTTP(rec, r)
 			completed = true

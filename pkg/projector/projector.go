@@ -338,7 +338,7 @@ func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S
 		}
 		p.remember(id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
 		p.m.applied.Add(float64(seq - cp.seq))
-		p.m.applyDur.Observe(time.Since(start).Seconds())
+		metrics.Observe(ctx, p.m.applyDur, time.Since(start).Seconds())
 		if p.logger.GetLevel() <= zerolog.DebugLevel {
 			for _, e := range events {
 				if e.Sequence > seq {

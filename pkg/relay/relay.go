@@ -546,7 +546,7 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 			}
 			acked++
 			d := time.Since(msg.Timestamp)
-			r.m.delay.Observe(d.Seconds())
+			metrics.Observe(sctx, r.m.delay, d.Seconds())
 			for old := r.maxLag.Load(); int64(d) > old && !r.maxLag.CompareAndSwap(old, int64(d)); old = r.maxLag.Load() {
 			}
 			r.m.published.Inc()
@@ -628,7 +628,7 @@ func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 		})
 		<-r.inFlight
 		if err == nil {
-			r.m.publishDur.Observe(time.Since(start).Seconds())
+			metrics.Observe(ctx, r.m.publishDur, time.Since(start).Seconds())
 			return nil
 		}
 		reason := unpublishable(err)
