@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	json "github.com/go-json-experiment/json"
@@ -148,7 +150,7 @@ func decodeStrict(body []byte, v any) error {
 		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
 			fmt.Sprintf("the request body must be a JSON object, got %s", jsonKind(trimmed[0])))
 	}
-	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true)); err != nil {
+	if err := json.Unmarshal(body, v, json.RejectUnknownMembers(true), json.WithUnmarshalers(integers)); err != nil {
 		return decodeProblem(err, int64(len(body)))
 	}
 	return nil
@@ -210,6 +212,10 @@ func decodeProblem(err error, size int64) *ProblemError {
 	}
 	field := fieldPath(se.JSONPointer)
 	switch {
+	case errors.As(se.Err, new(*notIntegerError)):
+		ni, _ := errors.AsType[*notIntegerError](se.Err)
+		return NewProblem(http.StatusBadRequest, "invalid-type", "Invalid type",
+			fmt.Sprintf("field %q must be %s, got number %s", field, expectedKind(se.GoType), ni.value)).WithField(field)
 	case errors.Is(se.Err, json.ErrUnknownName):
 		return NewProblem(http.StatusBadRequest, "unknown-field", "Unknown field",
 			fmt.Sprintf("field %q is not part of this request (keys are case-sensitive)", field)).WithField(field)
@@ -364,4 +370,65 @@ func expectedKind(t reflect.Type) string {
 	default:
 		return "a " + t.String()
 	}
+}
+
+// integers decode a JSON number into a Go integer when its value is an
+// integer in range, whatever its notation: JSON Schema (and so
+// openapi.json) calls 3.0 and 3e2 integers, while encoding/json refuses
+// them. A fraction, or a value out of the type's range, is refused.
+var integers = json.JoinUnmarshalers(
+	json.UnmarshalFromFunc(integral[int]), json.UnmarshalFromFunc(integral[int8]),
+	json.UnmarshalFromFunc(integral[int16]), json.UnmarshalFromFunc(integral[int32]),
+	json.UnmarshalFromFunc(integral[int64]), json.UnmarshalFromFunc(integral[uint]),
+	json.UnmarshalFromFunc(integral[uint8]), json.UnmarshalFromFunc(integral[uint16]),
+	json.UnmarshalFromFunc(integral[uint32]), json.UnmarshalFromFunc(integral[uint64]),
+)
+
+// notIntegerError is a number that is no integer of the field's type.
+type notIntegerError struct{ value string }
+
+func (e *notIntegerError) Error() string { return "number " + e.value + " is not an integer in range" }
+
+// maxExponent bounds the exponent of a number read as an integer, so that
+// 1e999999999 is refused at once instead of being expanded.
+const maxExponent = 40
+
+func integral[T int | int8 | int16 | int32 | int64 | uint | uint8 | uint16 | uint32 | uint64](dec *jsontext.Decoder, v *T) error {
+	if dec.PeekKind() != '0' {
+		return errors.ErrUnsupported // not a number: the default reports the type
+	}
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	lit := string(raw)
+	if len(lit) > 64 {
+		return &notIntegerError{value: lit[:20] + "…"}
+	}
+	bad := &notIntegerError{value: lit}
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(lit[i+1:], "+"))
+		if err != nil || exp > maxExponent || exp < -maxExponent {
+			return bad
+		}
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok || !r.IsInt() {
+		return bad
+	}
+	n := r.Num()
+	var zero T
+	bits := int(reflect.TypeOf(zero).Size()) * 8
+	if signed := ^zero < 0; signed {
+		if n.BitLen() > bits-1 && !(n.Sign() < 0 && n.BitLen() == bits && n.TrailingZeroBits() == uint(bits-1)) {
+			return bad
+		}
+		*v = T(n.Int64())
+		return nil
+	}
+	if n.Sign() < 0 || n.BitLen() > bits {
+		return bad
+	}
+	*v = T(n.Uint64())
+	return nil
 }

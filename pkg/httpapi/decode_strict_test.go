@@ -76,3 +76,45 @@ func TestEveryDecodeProblemHasCode(t *testing.T) {
 		require.NotEmpty(t, pe.Problem.Code, "problem without a code for %q: %+v", tc.body, pe.Problem)
 	}
 }
+
+// TestDecodeJSONIntegers: a number is an integer when its value is one, as
+// JSON Schema (and so the OpenAPI documents) has it: 3.0 and 3e2 are
+// integers; fractions and values outside the field's type are not.
+func TestDecodeJSONIntegers(t *testing.T) {
+	type ints struct {
+		I64 int64 `json:"i64"`
+		U8  uint8 `json:"u8"`
+		I   int   `json:"i"`
+	}
+	accept := []struct {
+		body string
+		want ints
+	}{
+		{`{"i64":1197.0}`, ints{I64: 1197}},
+		{`{"i64":3e2,"u8":2.50e2}`, ints{I64: 300, U8: 250}},
+		{`{"i64":-0.0}`, ints{}},
+		{`{"i64":-9223372036854775808,"i":9223372036854775807}`, ints{I64: -9223372036854775808, I: 9223372036854775807}},
+		{`{"i64":1E+3}`, ints{I64: 1000}},
+	}
+	for _, tc := range accept {
+		var v ints
+		require.NoError(t, DecodeJSON(newJSONRequest("application/json", tc.body, int64(len(tc.body))), httptest.NewRecorder(), 1024, &v), tc.body)
+		require.Equal(t, tc.want, v, tc.body)
+	}
+	refuse := []struct{ body, field string }{
+		{`{"i64":1.5}`, "i64"},
+		{`{"i64":9223372036854775808}`, "i64"},
+		{`{"i64":-9223372036854775809}`, "i64"},
+		{`{"u8":256}`, "u8"},
+		{`{"u8":-1}`, "u8"},
+		{`{"u8":-0.5}`, "u8"},
+		{`{"i64":1e999999999}`, "i64"},
+		{`{"i64":1e-1}`, "i64"},
+		{`{"i64":"1"}`, "i64"},
+	}
+	for _, tc := range refuse {
+		var v ints
+		err := DecodeJSON(newJSONRequest("application/json", tc.body, int64(len(tc.body))), httptest.NewRecorder(), 1024, &v)
+		requireProblem(t, err, http.StatusBadRequest, "invalid-type", tc.field)
+	}
+}

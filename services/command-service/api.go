@@ -478,7 +478,7 @@ func parseETag(tag string) (int64, error) {
 	if ok {
 		inner, ok = strings.CutSuffix(inner, `"`)
 	}
-	if !ok || inner == "" || strings.Trim(inner, "0123456789") != "" || (len(inner) > 1 && inner[0] == '0') {
+	if !ok || inner == "" || len(inner) > 18 || strings.Trim(inner, "0123456789") != "" || (len(inner) > 1 && inner[0] == '0') {
 		return 0, badHeader("If-Match", ifMatchHint)
 	}
 	v, err := strconv.ParseInt(inner, 10, 64)

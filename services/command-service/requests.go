@@ -58,6 +58,12 @@ func toItems(items []itemBody) ([]value.OrderItem, error) {
 	out := make([]value.OrderItem, len(items))
 	for i, it := range items {
 		field := fmt.Sprintf("items[%d]", i)
+		if !letters(*it.UnitPrice.Currency, 3, false) {
+			// openapi.json says ^[A-Z]{3}$; the domain would also take "eur"
+			// and " EUR", which the document refuses.
+			return nil, domain.NewValidationError("currency.invalid_format", field+".unit_price.currency",
+				"a currency is three upper-case letters, an ISO 4217 code like EUR")
+		}
 		cur, err := value.NewCurrency(*it.UnitPrice.Currency)
 		if err != nil {
 			return nil, domain.PrefixField(err, field+".unit_price")
@@ -202,6 +208,11 @@ func (b *addressBody) Validate() error {
 }
 
 func (b *addressBody) address() (value.Address, error) {
+	if !letters(*b.Country, 2, true) {
+		// openapi.json says ^[A-Za-z]{2}$: no surrounding space.
+		return value.Address{}, domain.NewValidationError("country.invalid_format", "country",
+			"a country is two letters, an ISO 3166-1 code like DE")
+	}
 	return value.NewAddress(value.AddressFields{
 		Label: b.Label, Line1: *b.Line1, Line2: b.Line2, City: *b.City,
 		Region: b.Region, PostalCode: *b.PostalCode, Country: *b.Country,
@@ -239,4 +250,19 @@ type accepted struct {
 	ID        string `json:"id"`
 	Version   int64  `json:"version"`
 	AddressID string `json:"address_id,omitempty"`
+}
+
+// letters tells whether s is exactly n ASCII letters, upper-case only
+// unless anyCase.
+func letters(s string, n int, anyCase bool) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z') && !(anyCase && c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }

@@ -106,3 +106,29 @@ func TestIfMatchForms(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// TestFormatsAsDocumented: what openapi.json's patterns refuse the server
+// refuses too: a currency is three upper-case letters (no "eur", no
+// surrounding space), a country two letters of either case, nothing around.
+func TestFormatsAsDocumented(t *testing.T) {
+	e := newEnv(t)
+	cust := e.registerCustomer()
+	money := func(cur string) map[string]any {
+		return map[string]any{"customer_id": cust, "items": []any{map[string]any{"product_id": "p", "quantity": 1, "unit_price": map[string]any{"amount_minor": 100, "currency": cur}}}}
+	}
+	for _, cur := range []string{"eur", "Eur", " EUR", "EUR ", "EURO", "E1R"} {
+		a := e.do("POST", "/v1/orders", money(cur))
+		e.problem(a, http.StatusUnprocessableEntity, "rule-broken", "items[0].unit_price.currency")
+		requireCode(t, a, "currency.invalid_format")
+	}
+	e.ok(e.do("POST", "/v1/orders", money("EUR")), 201, 1)
+	addr := func(country string) map[string]any {
+		return map[string]any{"line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": country}
+	}
+	for _, c := range []string{" DE", "DE ", "D E", "DEU"} {
+		a := e.do("POST", "/v1/customers/"+cust+"/addresses", addr(c))
+		e.problem(a, http.StatusUnprocessableEntity, "rule-broken", "country")
+		requireCode(t, a, "country.invalid_format")
+	}
+	e.ok(e.do("POST", "/v1/customers/"+cust+"/addresses", addr("de")), 201, 2)
+}
