@@ -40,6 +40,8 @@ type env struct {
 	customers *repository.Customers
 	reg       *prometheus.Registry
 	cfg       *Config
+	// openAPI checks every answer against openapi.json.
+	openAPI *openAPISchemas
 }
 
 func newEnv(t testing.TB, tune ...func(*Config)) *env {
@@ -90,6 +92,10 @@ func (e *env) get(path string, headers ...string) answer {
 	require.NoError(e.t, err)
 	a := answer{status: resp.StatusCode, header: resp.Header, rawBody: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
+	if e.openAPI == nil {
+		e.openAPI = newOpenAPISchemas(e.t)
+	}
+	e.openAPI.requireDocumented(e.t, path, a)
 	return a
 }
 

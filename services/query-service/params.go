@@ -5,7 +5,9 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -42,13 +44,18 @@ func (q query) get(name string) string {
 	return q.v.Get(name)
 }
 
+// integerForm is an integer as JSON writes it, the form openapi.json's
+// integer parameters have: strconv.ParseInt alone would also take "+1"
+// and "01".
+var integerForm = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)$`)
+
 // integer reads an optional integer ≥ lowest (0 when absent).
 func (q query) integer(name string, lowest int64) (int64, error) {
 	if !q.has(name) {
 		return 0, nil
 	}
 	n, err := strconv.ParseInt(q.get(name), 10, 64)
-	if err != nil || n < lowest {
+	if err != nil || !integerForm.MatchString(q.get(name)) || n < lowest {
 		return 0, badParam(name, fmt.Sprintf("%s must be an integer of at least %d", name, lowest))
 	}
 	return n, nil
@@ -59,21 +66,31 @@ func (q query) limit() (int, error) {
 		return defaultLimit, nil
 	}
 	n, err := strconv.Atoi(q.get("limit"))
-	if err != nil || n < 1 || n > maxLimit {
+	if err != nil || !integerForm.MatchString(q.get("limit")) || n < 1 || n > maxLimit {
 		return 0, badParam("limit", fmt.Sprintf("limit must be an integer from 1 to %d", maxLimit))
 	}
 	return n, nil
 }
+
+// instantPattern is the form of the times the listings accept, the
+// pattern of CreatedAfter and CreatedBefore in openapi.json: RFC 3339 with
+// an upper-case T and Z, at most nanoseconds, no leap second, offsets
+// below 24 hours. time.Parse alone would also take a comma before the
+// fraction and a 24-hour offset.
+const instantPattern = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$`
+
+var instantForm = regexp.MustCompile(instantPattern)
 
 // instant reads an optional RFC 3339 time (zero when absent).
 func (q query) instant(name string) (time.Time, error) {
 	if !q.has(name) {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, q.get(name))
-	// CQL timestamps are milliseconds since 1970 in an int64; years
-	// outside 0001..9999 do not parse anyway.
-	if err != nil || t.Year() < 1 {
+	raw := q.get(name)
+	// Years 0000 to 9999 are milliseconds since 1970 well within the int64
+	// of a CQL timestamp.
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil || !instantForm.MatchString(raw) {
 		return time.Time{}, badParam(name, name+" must be an RFC 3339 time such as 2025-01-31T12:00:00Z")
 	}
 	return t.UTC(), nil
@@ -164,9 +181,11 @@ func parseStatusOrders(raw string) (value.OrderStatus, listParams, error) {
 	if !q.has("status") {
 		return 0, listParams{}, badParam("status", "status is required: one of CREATED, CONFIRMED, SHIPPED, DELIVERED, CANCELLED")
 	}
-	status, err := value.ParseOrderStatus(q.get("status"))
-	if err != nil {
-		return 0, listParams{}, badParam("status", "status must be one of CREATED, CONFIRMED, SHIPPED, DELIVERED, CANCELLED")
+	given := q.get("status")
+	status, err := value.ParseOrderStatus(given)
+	// ParseOrderStatus trims spaces; a query parameter has none to trim.
+	if err != nil || given != strings.TrimSpace(given) {
+		return 0, listParams{}, badParam("status", "status must be one of CREATED, CONFIRMED, SHIPPED, DELIVERED, CANCELLED, in any letter case")
 	}
 	p, err := parseList(q)
 	return status, p, err
