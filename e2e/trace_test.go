@@ -41,7 +41,7 @@ func TestFollowOneCommandEverywhere(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		command    func(t *testing.T, header ...string) string // sends the command, returns the aggregate id
-		read       string                        // the query path of the aggregate, %s its id
+		read       string                                      // the query path of the aggregate, %s its id
 		topic      string
 		projectors []string
 	}{
