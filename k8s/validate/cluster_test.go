@@ -17,6 +17,10 @@ import (
 // are rendered and checked like the ci values, without a golden file.
 const kindValues = "k8s/orderstream-kind-values.yaml"
 
+// localValues are its values for the local cluster of scripts/cluster.sh,
+// checked the same way.
+const localValues = "k8s/local/values.yaml"
+
 // TestClusterManifests checks k8s/. The namespaces and the GatewayClass
 // decode strictly into their API types. ScyllaCluster, the kind cluster
 // config and the values of the Redpanda and kube-prometheus-stack charts

@@ -169,19 +169,23 @@ func (s *suite) valuesFiles(t *testing.T, name string) []string {
 }
 
 // checkedValues are the values files a chart is rendered and checked
-// with: its ci values, and for the umbrella chart the kind values of k8s/.
+// with: its ci values, and for the umbrella chart the kind values of k8s/
+// and the local cluster's (scripts/cluster.sh).
 func (s *suite) checkedValues(t *testing.T, name string) []string {
 	files := s.valuesFiles(t, name)
 	if name == umbrella {
-		files = append(files, kindValues)
+		files = append(files, kindValues, localValues)
 	}
 	return files
 }
 
 // caseName is the name of a values file without ci/ and -values.yaml.
 func caseName(values string) string {
-	if values == kindValues {
+	switch values {
+	case kindValues:
 		return "kind"
+	case localValues:
+		return "local"
 	}
 	return strings.TrimSuffix(filepath.Base(values), "-values.yaml")
 }
@@ -192,7 +196,7 @@ func (s *suite) render(t *testing.T, name, values string, extra ...string) ([]by
 	t.Helper()
 	args := []string{"template", release, filepath.Join(s.charts, name), "--namespace", namespace, "--kube-version", kubeVersion}
 	switch {
-	case values == kindValues:
+	case values == kindValues, values == localValues:
 		args = append(args, "--values", filepath.Join(s.root, values))
 	case values != "":
 		args = append(args, "--values", filepath.Join(s.charts, name, values))

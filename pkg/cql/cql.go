@@ -33,6 +33,11 @@ type Config struct {
 	Username          string        `mapstructure:"username" help:"username for PasswordAuthenticator; empty for none"`
 	Password          string        `mapstructure:"password" help:"password for PasswordAuthenticator"`
 	TLS               TLSConfig     `mapstructure:"tls"`
+	// HostLookup off keeps the session on the configured hosts: for a
+	// relay or NAT between the service and the database, where the
+	// addresses the nodes advertise are not reachable (the local
+	// Kubernetes cluster of scripts/cluster.sh).
+	HostLookup bool `mapstructure:"host_lookup" help:"discover the nodes from system.local and system.peers; off when their advertised addresses are not reachable (relay, NAT)"`
 }
 
 // TLSConfig enables client TLS to the database.
@@ -56,6 +61,7 @@ func DefaultConfig() Config {
 		Timeout:           5 * time.Second,
 		StartupWait:       60 * time.Second,
 		NumConns:          2,
+		HostLookup:        true,
 	}
 }
 
@@ -143,6 +149,7 @@ func (c Config) ClusterConfig(keyspace string) *gocql.ClusterConfig {
 	cluster.WriteTimeout = c.Timeout
 	cluster.NumConns = c.NumConns
 	cluster.ProtoVersion = 4
+	cluster.DisableInitialHostLookup = !c.HostLookup
 	cluster.DefaultIdempotence = false
 	// A single failed reconnect must not drop a host for good: Cassandra
 	// restarts in fault tests and rolling upgrades in production.
