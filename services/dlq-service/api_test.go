@@ -89,8 +89,6 @@ func TestParseList(t *testing.T) {
 		{"event_type=%00", "event_type"},
 		{"aggregate_id=nope", "aggregate_id"},
 		{"since=yesterday", "since"},
-		{"since=1969-12-31T23:59:59Z", "since"},
-		{"until=6000-01-01T00:00:00Z", "until"},
 		{"since=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z", "until"},
 		{"limit=0", "limit"},
 		{"limit=501", "limit"},

@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
@@ -115,33 +117,55 @@ func (in filterInput) filter() (deadletter.Filter, error) {
 	return f, nil
 }
 
-// text checks a component name or event type: not empty, printable, short.
+// text checks a component name or event type: 1 to maxText characters,
+// none of them a control character, a line separator, a bidirectional
+// control, a byte-order mark or U+FFFD (openapi.json has the same as a
+// pattern).
 func text(name, s string) (string, error) {
-	if s == "" || len(s) > maxText {
-		return "", badParam(name, fmt.Sprintf("%s must be 1 to %d bytes", name, maxText))
+	if s == "" || utf8.RuneCountInString(s) > maxText {
+		return "", badParam(name, fmt.Sprintf("%s must be 1 to %d characters", name, maxText))
 	}
 	for _, r := range s {
-		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
-			return "", badParam(name, name+" must be printable UTF-8 text")
+		if forbiddenRune(r) {
+			return "", badParam(name, name+" must be text without control characters")
 		}
 	}
 	return s, nil
 }
 
-// Timeuuids hold 60-bit timestamps from 1582 on; a filter outside the
-// years a dead letter can have is refused rather than wrapped around.
+func forbiddenRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || (r >= '\u202A' && r <= '\u202E') ||
+		(r >= '\u2066' && r <= '\u2069') || r == '\uFEFF' || r == unicode.ReplacementChar
+}
+
+// Timeuuids hold 60-bit timestamps from 1582 on; a bound outside the years
+// a dead letter can have is moved to the nearest of them, which selects the
+// same dead letters, instead of wrapping around.
 var (
 	earliest = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
 	latest   = time.Date(5000, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// instant reads an RFC 3339 time.
+// instant reads an RFC 3339 date-time, as JSON Schema's date-time format
+// has it: "t" and "z" in either case, and a leap second (read as the
+// second before it).
 func instant(name, s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.Before(earliest) || t.After(latest) {
-		return time.Time{}, badParam(name, name+" must be an RFC 3339 time from 1970 to 5000, such as 2025-01-31T12:00:00Z")
+	norm := strings.ToUpper(s)
+	if len(norm) >= 19 && norm[10] == 'T' && norm[17:19] == "60" {
+		norm = norm[:17] + "59" + norm[19:]
 	}
-	return t.UTC(), nil
+	t, err := time.Parse(time.RFC3339Nano, norm)
+	if err != nil {
+		return time.Time{}, badParam(name, name+" must be an RFC 3339 date-time, such as 2025-01-31T12:00:00Z")
+	}
+	t = t.UTC()
+	switch {
+	case t.Before(earliest):
+		return earliest, nil
+	case t.After(latest):
+		return latest, nil
+	}
+	return t, nil
 }
 
 // parseUUID reads a UUID in any case.
@@ -204,7 +228,7 @@ func encodePageToken(after gocql.UUID) string {
 }
 
 func decodePageToken(s string) (gocql.UUID, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	var id gocql.UUID
 	if err == nil && len(raw) == len(id) {
 		copy(id[:], raw)
