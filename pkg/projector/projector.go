@@ -306,7 +306,8 @@ func (p *Projector[S]) known(ctx context.Context, rec Record) (bool, error) {
 	}
 	p.m.skipped.WithLabelValues("unknown").Inc()
 	if n := p.unknown.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th …
-		p.logger.Warn().Str("aggregate_id", rec.AggregateID.String()).Int64("sequence", rec.Sequence).Int64("store_version", version).
+		l := p.recordLogger(ctx, rec)
+		l.Warn().Int64("store_version", version).
 			Str("store_type", typ).Int64("unknown_records", n).Msg("record of an aggregate event_store does not have (another keyspace's relay on the same topics?); skipped")
 	}
 	return false, nil

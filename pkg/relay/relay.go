@@ -541,7 +541,8 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 				failed = events[i]
 				break
 			}
-			if l := logging.ForEvent(sctx, r.logger, events[i]); l.GetLevel() <= zerolog.DebugLevel {
+			if r.logger.GetLevel() <= zerolog.DebugLevel { // no sub-logger per event otherwise
+				l := logging.ForEvent(sctx, r.logger, events[i])
 				l.Debug().Str("topic", msg.Topic).Int32("partition", msg.Partition).Int64("offset", msg.Offset).Str("event_type", events[i].Type).Msg("event published")
 			}
 			acked++

@@ -68,7 +68,9 @@ func (r *Relay) startSend(ctx context.Context, e eventstore.Event, msg *sarama.P
 			AttrSequence.Int64(e.Sequence),
 			AttrEventType.String(e.Type),
 		))
-	if sc := span.SpanContext(); sc.IsValid() {
+	// A span that records nothing (no tracer provider, or not sampled)
+	// leaves the stored context on the record as it is.
+	if span.IsRecording() {
 		carrier := propagation.MapCarrier{}
 		propagation.TraceContext{}.Inject(ctx, carrier)
 		setHeader(msg, HeaderTraceparent, carrier.Get(HeaderTraceparent))
