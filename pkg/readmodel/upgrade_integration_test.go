@@ -2,6 +2,8 @@ package readmodel_test
 
 import (
 	"context"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,10 +11,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/migrate"
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
@@ -28,14 +32,34 @@ const (
 	insertByStatusV0001   = `INSERT INTO orders_by_status (status, created_at, order_id, customer_id, version) VALUES (?, ?, ?, ?, ?)`
 )
 
-// After the upgrade to schema v0005, the rows written before it lack the
-// new columns, which the checker reports; the projectors' existing rebuild
+// An upgrade: a keyspace at schema v0004 holds rows the projectors of
+// then wrote; the migrator applies v0005 over them; the rows lack the new
+// columns, which the checker reports; the projectors' existing rebuild
 // (POST /rebuild on their admin port, docs/runbook.md) fills them, and the
 // read models then equal the fold of event_store exactly.
 func TestRebuildFillsTheColumnsOfV0005(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	session, _ := stacktest.PrivateKeyspace(t, "rmup_")
+	c := stacktest.RequireCQL(t)
+	keyspace := stacktest.UniqueName("rmup_")
+	admin, err := cql.Connect(ctx, c, "", zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = admin.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
+		admin.Close()
+	})
+	flavour, err := cql.DetectFlavour(ctx, admin)
+	require.NoError(t, err)
+	migrations, err := migrate.Load(os.DirFS(stacktest.SchemaDir(t)), flavour, keyspace)
+	require.NoError(t, err)
+	v5 := slices.IndexFunc(migrations, func(m migrate.Migration) bool { return m.Version == 5 })
+	require.Positive(t, v5, "schema v0005 exists")
+	migrator := migrate.New(admin, keyspace, flavour, migrate.DefaultConfig(), zerolog.Nop())
+	_, err = migrator.Apply(ctx, migrations[:v5])
+	require.NoError(t, err)
+	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
+	require.NoError(t, err)
+	t.Cleanup(session.Close)
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), eventstore.RepositoryConfig{MaxConflictRetries: 3}, zerolog.Nop(), nil)
@@ -76,6 +100,9 @@ func TestRebuildFillsTheColumnsOfV0005(t *testing.T) {
 		require.NoError(t, session.Query(insertByCustomerV0001, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version).Exec())
 		require.NoError(t, session.Query(insertByStatusV0001, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version).Exec())
 	}
+	res, err := migrator.Apply(ctx, migrations)
+	require.NoError(t, err)
+	require.Equal(t, []int{5}, res.Applied[:1], "the upgrade applies v0005")
 	rep, err := readmodeltest.Check(ctx, session, store)
 	require.NoError(t, err)
 	require.False(t, rep.OK())
