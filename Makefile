@@ -122,3 +122,15 @@ images: ## build every service image with ko, offline, as an OCI tarball in .cac
 .PHONY: check-deploy
 check-deploy: infra-up ## images build and run, skaffold diagnose/render, dashboards and alert rules (promtool) against the services' metrics
 	scripts/check-deploy.sh
+
+.PHONY: cluster-up
+cluster-up: ## a real one-node Kubernetes cluster on this machine (built once into .cache/cluster; docs/deploy.md "Try it in a local cluster"); prints the kubeconfig
+	scripts/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster: every process it started, its network namespace, veth and cgroups
+	scripts/cluster.sh down
+
+.PHONY: test-cluster
+test-cluster: infra-up ## helm install, the demo through the Gateway, rolling upgrade and pods killed under load, Prometheus, helm uninstall, in the local cluster
+	scripts/cluster/test.sh

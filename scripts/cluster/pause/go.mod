@@ -1,0 +1,3 @@
+module orderstream.invalid/cluster-pause
+
+go 1.26
