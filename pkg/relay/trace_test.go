@@ -104,3 +104,28 @@ func TestSendSpanRecordsTheRefusal(t *testing.T) {
 	require.True(t, found, "%v", s.Attributes())
 	require.False(t, s.Parent().IsValid(), "no stored trace: a root span")
 }
+
+// What a publish's span costs the relay, without a tracer provider (the
+// default) and with the SDK recording every span.
+func BenchmarkSendSpan(b *testing.B) {
+	e := eventstore.Event{AggregateID: gocql.MustRandomUUID(), EventID: gocql.MustRandomUUID(), Sequence: 3, Type: "OrderConfirmed",
+		TraceContext: map[string]string{"traceparent": storedTraceparent}}
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{
+		{"noop", nil},
+		{"sdk", []Option{WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder())))}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r, err := New(DefaultConfig(), nil, nil, &scriptedProducer{}, zerolog.Nop(), nil, bc.opts...)
+			require.NoError(b, err)
+			b.ReportAllocs()
+			for b.Loop() {
+				msg := &sarama.ProducerMessage{Topic: "orderstream.orders.v1", Headers: []sarama.RecordHeader{{Key: []byte(HeaderTraceparent), Value: []byte(storedTraceparent)}}}
+				_, span := r.startSend(context.Background(), e, msg)
+				endSend(span, msg, nil)
+			}
+		})
+	}
+}
