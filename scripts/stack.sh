@@ -282,14 +282,18 @@ fetch() {
 
 # ----------------------------------------------------------------------------- processes
 
-# A process is alive if it exists and is not a zombie (a zombie has exited;
-# its parent has not reaped it yet).
+# A process is alive while any of its threads is not a zombie. A SIGKILLed
+# java's main thread turns zombie first; its other threads, and the sockets
+# they share, go a moment later, and the ports are not free until they have.
 pid_alive() { # pid
-  local stat
+  local t stat
   [[ "$1" =~ ^[0-9]+$ ]] || return 1
-  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-  stat="${stat##*) }" # after "pid (comm) "; comm may hold spaces and parentheses
-  [[ -n "$stat" && "${stat%% *}" != [ZX] ]]
+  for t in /proc/"$1"/task/*/stat; do
+    { IFS= read -r stat <"$t"; } 2>/dev/null || continue
+    stat="${stat##*) }" # after "tid (comm) "; comm may hold spaces and parentheses
+    [[ -n "$stat" && "${stat%% *}" != [ZX] ]] && return 0
+  done
+  return 1
 }
 
 # A live process is ours only once its command line carries our run-dir
@@ -558,13 +562,15 @@ down_one() {
   log "$c: stopping pid $pid (SIGTERM)"
   kill -TERM "$pid" 2>/dev/null || true
   deadline=$((SECONDS + STACK_STOP_TIMEOUT))
-  while pid_is_ours "$c" "$pid" && ((SECONDS < deadline)); do sleep 0.5; done
-  if pid_is_ours "$c" "$pid"; then
+  # (alive, not ours: a zombie main thread has no command line left while
+  # the other threads still hold the ports)
+  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.5; done
+  if pid_alive "$pid"; then
     log "$c: still running after ${STACK_STOP_TIMEOUT}s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     deadline=$((SECONDS + 15))
-    while pid_is_ours "$c" "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-    pid_is_ours "$c" "$pid" && die "$c: pid $pid survived SIGKILL"
+    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
+    pid_alive "$pid" && die "$c: pid $pid survived SIGKILL"
   fi
   rm -f "$(pid_file "$c")"
   log "$c: stopped"
