@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/cql"
+	"github.com/orderstream/orderstream/pkg/logging"
 	"github.com/orderstream/orderstream/pkg/metrics"
 )
 
@@ -400,7 +401,13 @@ func (r *Retrier) serve(parent context.Context, req Request) {
 		}
 		return
 	}
-	res, err := r.run(ctx, req)
+	var e Entry
+	res, err := r.run(ctx, req, &e)
+	if e.Sequence > 0 {
+		// The dead letter's event, so that a grep of its id or sequence
+		// finds the re-drive next to the component's lines about it.
+		log = log.With().Int64(logging.FieldSequence, e.Sequence).Str(logging.FieldEventID, e.EventID.String()).Str("event_type", e.EventType).Logger()
+	}
 	if err != nil {
 		if parent.Err() != nil {
 			// Shutting down: free the request for whoever runs next.
@@ -428,7 +435,8 @@ func (r *Retrier) serve(parent context.Context, req Request) {
 		Msg("retry request done")
 }
 
-func (r *Retrier) run(ctx context.Context, req Request) (Result, error) {
+// run carries out req; e is set to the dead letter it concerns once known.
+func (r *Retrier) run(ctx context.Context, req Request, out *Entry) (Result, error) {
 	e, found, err := Get(ctx, r.session, req.DLQID)
 	if err != nil {
 		return Result{}, err
@@ -445,6 +453,7 @@ func (r *Retrier) run(ctx context.Context, req Request) (Result, error) {
 		}
 		e = Entry{ID: req.DLQID, Component: req.Component, AggregateID: req.AggregateID, AggregateType: p.AggregateType, Sequence: p.Sequence, ParksAggregate: true}
 	}
+	*out = e
 	if e.Component != req.Component || e.AggregateID != req.AggregateID || !e.ParksAggregate {
 		return Result{Status: StatusFailed, Detail: fmt.Sprintf("dead letter %s is not an event of %s that %s parks; nothing was done", e.ID, req.AggregateID, req.Component), HeadDLQID: e.ID}, nil
 	}
