@@ -393,8 +393,7 @@ up() {
     --bind-address 127.0.0.1 --leader-elect=false \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
-    --use-service-account-credentials --service-cluster-ip-range "$service_cidr" \
-    --controllers '*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
+    --use-service-account-credentials --service-cluster-ip-range "$service_cidr"
   start kube-scheduler "$k8s_bin/kube-scheduler" \
     --kubeconfig "$run/scheduler.kubeconfig" \
     --authentication-kubeconfig "$run/scheduler.kubeconfig" \
@@ -443,6 +442,10 @@ up() {
   wait_for "Prometheus" curl -sf "http://$node_ip:9090/-/ready"
   fi
 
+  # Every process it started still runs.
+  for f in "$pids"/*.pid; do
+    kill -0 "$(cat "$f")" 2>/dev/null || { log "$(basename "$f" .pid) exited: $run/logs"; false; }
+  done
   trap - ERR
   log "up in $(( $(date +%s) - t0 )) s"
   echo "$kubeconfig"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test-cluster: brings the local cluster up (unless it is up already),
-# runs e2e's TestCluster against it (build tag cluster) under the shared
-# stack lock, and takes the cluster down again if it brought it up.
+# runs e2e's TestCluster against it (build tag cluster) and
+# scripts/cluster/skaffold-dev.sh under the shared stack lock, and takes the
+# cluster down again if it brought it up (then checks the host is as before).
 # Prints the time of each part. Needs the shared stack (make infra-up).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,5 +39,9 @@ t=$SECONDS
 status=0
 flock -s /tmp/orderstream-stack.lock \
   go test -count=1 -tags cluster -run '^TestCluster$' -timeout "$timeout" -v ./e2e/ || status=$?
-echo "test-cluster: TestCluster in $((SECONDS - t)) s; make test-cluster in $((SECONDS - start)) s"
+echo "test-cluster: TestCluster in $((SECONDS - t)) s"
+t=$SECONDS
+flock -s /tmp/orderstream-stack.lock scripts/cluster/skaffold-dev.sh || status=$?
+echo "test-cluster: skaffold run and dev in $((SECONDS - t)) s"
+echo "test-cluster: make test-cluster in $((SECONDS - start)) s (exit $status)"
 exit $status
