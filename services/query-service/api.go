@@ -13,6 +13,9 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
@@ -32,6 +35,7 @@ type api struct {
 	logger      zerolog.Logger
 	waits       *prometheus.CounterVec
 	waiting     prometheus.Gauge
+	tracer      trace.Tracer
 	orders      aggregate
 	customers   aggregate
 }
@@ -46,9 +50,10 @@ type aggregate struct {
 	fold func(ctx context.Context, id gocql.UUID, upTo int64) (any, error)
 }
 
-func newAPI(session *gocql.Session, store *eventstore.Store, up *eventstore.Upcasters, tokens *signer, waitTimeout time.Duration, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
+func newAPI(session *gocql.Session, store *eventstore.Store, up *eventstore.Upcasters, tokens *signer, waitTimeout time.Duration, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*api, error) {
 	a := &api{
 		session: session, store: store, upcasters: up, tokens: tokens, waitTimeout: waitTimeout, logger: logger,
+		tracer: tp.Tracer("github.com/orderstream/orderstream/services/query-service"),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "query", Name: "min_version_waits_total",
 			Help: "Reads with min_version whose read model was behind at first, by aggregate type and outcome: reached (caught up within query.min_version_timeout), timeout (answered 409), unreachable (the event store itself is below min_version; answered 409 at once).",
@@ -157,17 +162,35 @@ func noneMatch(header, etag string) bool {
 // minVersion, re-reading with exponential backoff. It answers at once when
 // waiting cannot help: the aggregate does not exist, or the event store
 // itself is below minVersion.
-func (a *api) await(ctx context.Context, agg aggregate, id gocql.UUID, minVersion, have int64) (any, int64, bool, error) {
+func (a *api) await(ctx context.Context, agg aggregate, id gocql.UUID, minVersion, have int64) (body any, version int64, found bool, err error) {
+	// The wait is a span of its own, so a trace shows how long a read
+	// waited for its read model and how the wait ended.
+	ctx, span := a.tracer.Start(ctx, "query min_version wait", trace.WithAttributes(
+		attribute.String("orderstream.aggregate_id", id.String()),
+		attribute.String("orderstream.aggregate_type", agg.typ),
+		attribute.Int64("orderstream.min_version", minVersion),
+		attribute.Int64("orderstream.version_at_start", have)))
+	outcome := "error"
+	defer func() {
+		span.SetAttributes(attribute.String("orderstream.min_version.outcome", outcome), attribute.Int64("orderstream.version", version))
+		if err != nil && outcome == "error" {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	deadline := time.Now().Add(a.waitTimeout)
 	current, typ, err := a.store.Version(ctx, id)
 	if err != nil {
 		return nil, 0, false, err
 	}
 	if current == 0 || typ != agg.typ {
+		outcome = "not_found"
 		return nil, 0, false, nil
 	}
 	if current < minVersion {
-		a.waits.WithLabelValues(agg.typ, "unreachable").Inc()
+		outcome = "unreachable"
+		a.waits.WithLabelValues(agg.typ, outcome).Inc()
 		return nil, 0, false, behind(minVersion, have, fmt.Sprintf("the %s is at version %d; version %d does not exist yet", agg.typ, current, minVersion))
 	}
 	const (
@@ -182,7 +205,8 @@ func (a *api) await(ctx context.Context, agg aggregate, id gocql.UUID, minVersio
 	for backoff := firstBackoff; ; backoff = min(2*backoff, maxBackoff) {
 		left := time.Until(deadline)
 		if left <= 0 {
-			a.waits.WithLabelValues(agg.typ, "timeout").Inc()
+			outcome = "timeout"
+			a.waits.WithLabelValues(agg.typ, outcome).Inc()
 			return nil, 0, false, behind(minVersion, have, fmt.Sprintf("the read model of this %s did not reach version %d within %s", agg.typ, minVersion, a.waitTimeout))
 		}
 		timer.Reset(min(backoff, left))
@@ -191,12 +215,13 @@ func (a *api) await(ctx context.Context, agg aggregate, id gocql.UUID, minVersio
 			return nil, 0, false, ctx.Err()
 		case <-timer.C:
 		}
-		body, version, found, err := agg.read(ctx, id)
+		body, version, found, err = agg.read(ctx, id)
 		if err != nil {
 			return nil, 0, false, err
 		}
 		if found && version >= minVersion {
-			a.waits.WithLabelValues(agg.typ, "reached").Inc()
+			outcome = "reached"
+			a.waits.WithLabelValues(agg.typ, outcome).Inc()
 			return body, version, true, nil
 		}
 		if found {

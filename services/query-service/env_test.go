@@ -15,7 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/trace/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
@@ -40,6 +41,8 @@ type env struct {
 	customers *repository.Customers
 	reg       *prometheus.Registry
 	cfg       *Config
+	// spans records every span the service ended.
+	spans *tracetest.SpanRecorder
 	// openAPI checks every answer against openapi.json.
 	openAPI *openAPISchemas
 }
@@ -56,7 +59,8 @@ func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	}
 	require.NoError(t, cfg.Validate())
 	reg := prometheus.NewRegistry()
-	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, noop.NewTracerProvider())
+	spans := tracetest.NewSpanRecorder()
+	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)))
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
@@ -68,7 +72,7 @@ func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	require.NoError(t, err)
 	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
 	require.NoError(t, err)
-	return &env{t: t, url: srv.URL, keyspace: keyspace, session: session, store: store, orders: orders, customers: customers, reg: reg, cfg: cfg}
+	return &env{t: t, url: srv.URL, keyspace: keyspace, session: session, store: store, orders: orders, customers: customers, reg: reg, cfg: cfg, spans: spans}
 }
 
 type answer struct {

@@ -105,7 +105,7 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 		key = make([]byte, minPageTokenKey)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 	}
-	a, err := newAPI(session, store, eventcodec.NewUpcasters(), newSigner(key), cfg.Query.MinVersionTimeout, logger, reg)
+	a, err := newAPI(session, store, eventcodec.NewUpcasters(), newSigner(key), cfg.Query.MinVersionTimeout, logger, reg, tp)
 	if err != nil {
 		return nil, err
 	}

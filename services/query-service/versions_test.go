@@ -140,6 +140,20 @@ func TestMinVersion(t *testing.T) {
 	require.Equal(t, float64(2), e.waitCount("order", "reached")+e.waitCount("customer", "reached"))
 	require.Equal(t, float64(1), e.waitCount("order", "timeout"))
 	require.Equal(t, float64(1), e.waitCount("order", "unreachable"))
+
+	// every wait is a span that says how it ended
+	outcomes := map[string]int{}
+	for _, sp := range e.spans.Ended() {
+		if sp.Name() != "query min_version wait" {
+			continue
+		}
+		for _, kv := range sp.Attributes() {
+			if kv.Key == "orderstream.min_version.outcome" {
+				outcomes[kv.Value.AsString()]++
+			}
+		}
+	}
+	require.Equal(t, map[string]int{"reached": 2, "timeout": 1, "unreachable": 1, "not_found": 2}, outcomes)
 }
 
 // untilWaiting polls until n reads wait for their read model.
