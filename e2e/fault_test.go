@@ -168,6 +168,65 @@ func TestFaultCassandraStoppedTwentySeconds(t *testing.T) {
 	t.Logf("accounting:\n%s", rep)
 }
 
+// Cassandra SIGKILLed under load from 32 clients (a crash: no drain, no
+// flush of its commit log), then started again: every command answered
+// with a version is in event_store afterwards, no later command reused its
+// sequence number, and the read models, built from offsets the projectors
+// committed before the crash, match event_store. A single local node must
+// acknowledge only what its commit log has synced (commitlog_sync: batch);
+// with periodic sync the last seconds of acknowledged writes vanish.
+func TestFaultCassandraKilledUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	s := Start(t, Options{LogLevel: "warn"})
+	t.Cleanup(func() { s.Stack("up", "cassandra") })
+	// The keyspace of this test was created a moment ago. Cassandra 5.0
+	// does not bring back after a crash a schema change its schema tables
+	// have not flushed yet (seen here: the whole keyspace gone, with
+	// commitlog_sync batch as with periodic), so a clean restart, which
+	// drains, settles the schema first: what is tested is the data.
+	s.Stack("down", "cassandra")
+	s.Stack("up", "cassandra")
+	for _, name := range serviceNames {
+		s.WaitReady(name, 3*time.Minute)
+	}
+	wait := load(ctx, t, s, httpload.Config{Clients: 32, Duration: 60 * time.Second, InvalidEvery: 25, Retries: 120})
+	time.Sleep(20 * time.Second)
+	s.Stack("kill", "cassandra")
+	t.Log("killed cassandra")
+	s.Stack("up", "cassandra")
+	r := wait()
+	requireClean(t, r)
+	require.Positive(t, r.Retried, "commands in flight when Cassandra died were retried")
+	for _, name := range serviceNames {
+		s.WaitReady(name, 3*time.Minute)
+	}
+	rep := s.Account(ctx, acked(r), 5*time.Minute)
+	t.Logf("accounting:\n%s", rep)
+}
+
+// Kafka SIGKILLed under load from 32 clients, then started again: the
+// commands go on, the relay and the projectors resume from what Kafka
+// kept, and nothing is lost, duplicated or reordered.
+func TestFaultKafkaKilledUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	s := Start(t, Options{LogLevel: "warn"})
+	t.Cleanup(func() { s.Stack("up", "kafka") })
+	wait := load(ctx, t, s, httpload.Config{Clients: 32, Duration: 60 * time.Second, InvalidEvery: 25, Retries: 120})
+	time.Sleep(20 * time.Second)
+	s.Stack("kill", "kafka")
+	t.Log("killed kafka")
+	s.Stack("up", "kafka")
+	r := wait()
+	requireClean(t, r)
+	for _, name := range serviceNames {
+		s.WaitReady(name, 3*time.Minute)
+	}
+	rep := s.Account(ctx, acked(r), 5*time.Minute)
+	t.Logf("accounting:\n%s", rep)
+}
+
 // A second replica of every projector joins its consumer group under
 // load: the partitions are rebalanced between the two and the read
 // models stay exact.
