@@ -678,6 +678,7 @@ var noDataExpected = map[string]string{
 	"Pod restarts":              "no kube-state-metrics in the local cluster",
 	"Server errors":             "no request failed",
 	"5xx by route":              "no request failed",
+	"HTTP 5xx":                  "no request failed",
 	"Publish failures":          "no publish failed",
 	"Re-drives of dead letters": "no dead letter was re-driven",
 	"Retries":                   "no dead letter was retried",

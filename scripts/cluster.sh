@@ -306,12 +306,25 @@ EOF
       binds+="mount --bind $fake /proc/sys/$f; "
     fi
   done
+  # Paths containerd, runc, CNI and the kubelet write to whatever their
+  # configuration says: a tmpfs over each in the node's mount namespace, so
+  # nothing lands on the host. A path the host lacks is created as an empty
+  # mount point, and removed by down.
+  local tmpfs=""
+  for p in /run/containerd /run/netns /var/lib/cni /var/lib/kubelet /var/log/containers /var/log/pods; do
+    if [[ ! -e $p ]]; then
+      mkdir -p "$p"
+      echo "$p" >>"$run/created-paths"
+    fi
+    tmpfs+="mount -t tmpfs -o mode=0755 orderstream-k8s $p; "
+  done
   cat >"$run/node.sh" <<EOF
 #!/usr/bin/env bash
 # Runs in the cluster's network namespace and a private mount namespace:
 # containerd and the kubelet, which must see the same mounts.
 set -euo pipefail
 $binds
+$tmpfs
 # The kubelet's cgroup root, in every v1 hierarchy (down removes it).
 for h in /sys/fs/cgroup/*/; do
   [[ \$h == */unified/ ]] || mkdir -p "\${h}$cgroup_root"
@@ -494,6 +507,11 @@ down() {
   done
   ip link del "$veth_host" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
+  if [[ -f "$run/created-paths" ]]; then
+    tac "$run/created-paths" | while read -r p; do
+      [[ $p == /run/netns ]] || rmdir "$p" 2>/dev/null || true
+    done
+  fi
   if [[ -z "$(ls -A /run/netns 2>/dev/null)" ]]; then
     [[ -f "$run/netns-mount-ours" ]] && umount /run/netns 2>/dev/null || true
     [[ -f "$run/netns-dir-ours" ]] && rmdir /run/netns 2>/dev/null || true

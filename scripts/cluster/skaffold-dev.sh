@@ -25,9 +25,14 @@ cleanup() {
 trap cleanup EXIT
 (cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work")
 cd "$work"
+# skaffold tags images by git commit (tagPolicy gitCommit): the copy is a
+# repository of its own, and the edit below makes it dirty.
+git init -q && git add -A && git -c user.name=orderstream -c user.email=orderstream@invalid commit -q -m copy
+# No usage data sent, no update check.
+printf 'global:\n  collect-metrics: false\n  update-check: false\n  survey:\n    disable-prompt: true\n' >"$work/skaffold-global.yaml"
 "$root/scripts/helm-deps.sh" "$work/charts"
 export KOCACHE="$work/.cache/ko"   # where the artifacts' before-hook writes the base
-skaffold=("$root/.cache/bin/skaffold" -p local --default-repo "$ORDERSTREAM_CLUSTER_REGISTRY" --kube-context orderstream-local)
+skaffold=("$root/.cache/bin/skaffold" -p local --default-repo "$ORDERSTREAM_CLUSTER_REGISTRY" --kube-context orderstream-local --config "$work/skaffold-global.yaml")
 
 t=$SECONDS
 "${skaffold[@]}" run --status-check=true >"$work/run.log" 2>&1 || { tail -50 "$work/run.log"; exit 1; }
