@@ -285,3 +285,17 @@ func TestTable(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Every step, valid or not, can be applied and forgotten: a run cancelled
+// while an invalid command is in flight forgets that step.
+func TestEveryStepCanBeForgotten(t *testing.T) {
+	m := newModel(1, 0)
+	for n := 1; n <= 500; n++ {
+		st := m.next(n%3 == 0)
+		require.NotNil(t, st.apply, "step %d (%s) has no apply", n, st.kind)
+		require.NotNil(t, st.forget, "step %d (%s) has no forget", n, st.kind)
+		if st.expect == 0 {
+			st.apply(1)
+		}
+	}
+}

@@ -243,7 +243,11 @@ func (m *model) invalid() step {
 	for range len(invalidKinds) {
 		k := invalidKinds[m.invalidN%len(invalidKinds)]
 		m.invalidN++
-		s := step{kind: k.kind, method: http.MethodPost, expect: k.status, aggType: TypeOrder}
+		// An invalid command changes nothing in the model, whatever its
+		// outcome, so apply and forget do nothing (but must exist: a
+		// cancelled run forgets the step it was sending).
+		s := step{kind: k.kind, method: http.MethodPost, expect: k.status, aggType: TypeOrder,
+			apply: func(int64) {}, forget: func() {}}
 		switch k.kind {
 		case invalidPrefix + "ship-created":
 			i := slices.IndexFunc(m.open, func(o *orderModel) bool { return o.status == statusCreated })
