@@ -40,7 +40,7 @@ echo "skaffold-dev: skaffold run (ko build of 9 images, push, helm deploy, all r
 before=$(curl -s "$url")
 grep -q 'status must be one of' <<<"$before" || { echo "skaffold-dev: unexpected answer through the Gateway: $before" >&2; exit 1; }
 
-"${skaffold[@]}" dev --cleanup=false --status-check=true >"$work/dev.log" 2>&1 &
+"${skaffold[@]}" dev --trigger=polling --watch-poll-interval=1000 --cleanup=false --status-check=true >"$work/dev.log" 2>&1 &
 dev_pid=$!
 deadline=$((SECONDS + 900))
 until grep -q 'Watching for changes' "$work/dev.log"; do
