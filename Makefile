@@ -21,14 +21,20 @@ TEST_FLAGS   ?= -race
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# OTEL=1: make up also starts a local OpenTelemetry Collector
+# (scripts/otel-collector.sh) and points every service's traces at it.
+OTEL ?= 0
+
 .PHONY: up
-up: infra-up migrate build ## bring everything up locally: stack, schema, all services, then a demo
-	scripts/services.sh start
+up: infra-up migrate build ## bring everything up locally: stack, schema, all services, then a demo (OTEL=1: and a local OpenTelemetry Collector receiving their traces)
+	$(if $(filter 1,$(OTEL)),scripts/otel-collector.sh start)
+	$(if $(filter 1,$(OTEL)),ORDERSTREAM_TRACING_ENDPOINT=127.0.0.1:4317) scripts/services.sh start
 	scripts/demo.sh
 
 .PHONY: down
-down: ## stop every service and the stack that `make up` started
+down: ## stop every service, the collector and the stack that `make up` started
 	scripts/services.sh stop
+	scripts/otel-collector.sh stop
 	scripts/stack.sh down
 
 .PHONY: infra-up up-infra
