@@ -69,6 +69,21 @@ func requireClean(t *testing.T, r *httpload.Report) {
 	require.Zero(t, r.UnexpectedTotal(), "unexpected outcomes: %v, e.g. %+v", r.Unexpected, r.Samples)
 }
 
+// settle ends a fault under load: it waits for the load, requires it
+// clean, waits until every service is ready again and runs the accounting
+// checker over what the load saw acknowledged.
+func settle(ctx context.Context, t *testing.T, s *System, wait func() *httpload.Report) *httpload.Report {
+	t.Helper()
+	r := wait()
+	requireClean(t, r)
+	for _, name := range serviceNames {
+		s.WaitReady(name, 3*time.Minute)
+	}
+	rep := s.Account(ctx, acked(r), 5*time.Minute)
+	t.Logf("accounting:\n%s", rep)
+	return r
+}
+
 // 50,000 commands from 64 clients: no 5xx, and nothing lost, duplicated
 // or reordered anywhere.
 func TestFaultLoadFiftyThousandCommands(t *testing.T) {
@@ -129,13 +144,7 @@ func TestFaultKafkaStoppedThirtySeconds(t *testing.T) {
 	}
 	time.Sleep(30 * time.Second)
 	s.Stack("start", "kafka")
-	r := wait()
-	requireClean(t, r)
-	for _, name := range serviceNames {
-		s.WaitReady(name, 3*time.Minute)
-	}
-	rep := s.Account(ctx, acked(r), 5*time.Minute)
-	t.Logf("accounting:\n%s", rep)
+	settle(ctx, t, s, wait)
 }
 
 // Cassandra stopped for 20 s under load: every service reports not-ready,
@@ -158,14 +167,10 @@ func TestFaultCassandraStoppedTwentySeconds(t *testing.T) {
 	}
 	time.Sleep(20 * time.Second)
 	s.Stack("start", "cassandra")
-	r := wait()
-	requireClean(t, r)
+	settle(ctx, t, s, wait)
 	for _, name := range serviceNames {
-		s.WaitReady(name, 3*time.Minute)
 		require.Equal(t, pids[name], s.Pid(name), "%s recovered without a restart", name)
 	}
-	rep := s.Account(ctx, acked(r), 5*time.Minute)
-	t.Logf("accounting:\n%s", rep)
 }
 
 // Cassandra SIGKILLed under load from 32 clients (a crash: no drain, no
@@ -195,14 +200,8 @@ func TestFaultCassandraKilledUnderLoad(t *testing.T) {
 	s.Stack("kill", "cassandra")
 	t.Log("killed cassandra")
 	s.Stack("up", "cassandra")
-	r := wait()
-	requireClean(t, r)
+	r := settle(ctx, t, s, wait)
 	require.Positive(t, r.Retried, "commands in flight when Cassandra died were retried")
-	for _, name := range serviceNames {
-		s.WaitReady(name, 3*time.Minute)
-	}
-	rep := s.Account(ctx, acked(r), 5*time.Minute)
-	t.Logf("accounting:\n%s", rep)
 }
 
 // Kafka SIGKILLed under load from 32 clients, then started again: the
@@ -218,13 +217,7 @@ func TestFaultKafkaKilledUnderLoad(t *testing.T) {
 	s.Stack("kill", "kafka")
 	t.Log("killed kafka")
 	s.Stack("up", "kafka")
-	r := wait()
-	requireClean(t, r)
-	for _, name := range serviceNames {
-		s.WaitReady(name, 3*time.Minute)
-	}
-	rep := s.Account(ctx, acked(r), 5*time.Minute)
-	t.Logf("accounting:\n%s", rep)
+	settle(ctx, t, s, wait)
 }
 
 // A second replica of every projector joins its consumer group under

@@ -3,8 +3,6 @@ package cql_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -21,11 +19,7 @@ import (
 // session is closed, are classed unavailable (503), not as bugs (500).
 func TestUnavailableAgainstRealDriver(t *testing.T) {
 	c := stacktest.RequireCQL(t)
-	upstream := c.Hosts[0]
-	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		upstream = net.JoinHostPort(upstream, fmt.Sprint(c.Port))
-	}
-	proxy := unavailabletest.NewProxy(t, upstream)
+	proxy := unavailabletest.ProxyTo(t, c.Hosts[0], c.Port)
 	session := unavailabletest.Session(t, proxy, "system")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

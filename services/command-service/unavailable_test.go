@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -19,19 +18,11 @@ import (
 	"github.com/orderstream/orderstream/pkg/tracing"
 )
 
-// shuttingDown is the error frame Cassandra sends while it drains: a
-// server error whose only tell is its message.
-type shuttingDown struct{}
-
-func (shuttingDown) Code() int       { return gocql.ErrCodeServer }
-func (shuttingDown) Message() string { return "Server is shutting down" }
-func (shuttingDown) Error() string   { return "Server is shutting down" }
-
 // TestDatabaseUnavailableIs503: every class of database outage is a 503
 // with Retry-After and code "unavailable", never a 500.
 func TestDatabaseUnavailableIs503(t *testing.T) {
 	for _, err := range []error{
-		fmt.Errorf("reading snapshot of %s: %w", uuid.NewString(), shuttingDown{}),
+		fmt.Errorf("reading snapshot of %s: %w", uuid.NewString(), unavailabletest.ShuttingDown{}),
 		fmt.Errorf("loading: %w", gocql.ErrNoConnectionsInPool),
 		fmt.Errorf("loading: %w", gocql.ErrNoConnections),
 		fmt.Errorf("loading: %w", &gocql.RequestErrReadTimeout{}),
@@ -52,11 +43,7 @@ func TestDatabaseUnavailableIs503(t *testing.T) {
 func TestDatabaseGoneOverHTTP(t *testing.T) {
 	stacktest.Session(t) // migrates the shared keyspace
 	c := stacktest.RequireCQL(t)
-	upstream := c.Hosts[0]
-	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		upstream = net.JoinHostPort(upstream, fmt.Sprint(c.Port))
-	}
-	proxy := unavailabletest.NewProxy(t, upstream)
+	proxy := unavailabletest.ProxyTo(t, c.Hosts[0], c.Port)
 	session := unavailabletest.Session(t, proxy, c.Keyspace)
 	tp, _, err := tracing.New(context.Background(), tracing.DefaultConfig(), "command-service", "test")
 	require.NoError(t, err)

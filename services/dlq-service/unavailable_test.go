@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,11 +19,7 @@ import (
 // Retry-After and code unavailable, never 500.
 func TestDatabaseGoneIs503(t *testing.T) {
 	_, c := stacktest.PrivateKeyspace(t, "dlq_")
-	upstream := c.Hosts[0]
-	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		upstream = net.JoinHostPort(upstream, fmt.Sprint(c.Port))
-	}
-	proxy := unavailabletest.NewProxy(t, upstream)
+	proxy := unavailabletest.ProxyTo(t, c.Hosts[0], c.Port)
 	session := unavailabletest.Session(t, proxy, c.Keyspace)
 	reg := prometheus.NewRegistry()
 	a, err := newAPI(session, testConfig().DLQ, testToken, zerolog.Nop(), reg)

@@ -21,14 +21,6 @@ import (
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
-// shuttingDown is the error frame Cassandra sends while it drains: a
-// server error whose only tell is its message.
-type shuttingDown struct{}
-
-func (shuttingDown) Code() int       { return gocql.ErrCodeServer }
-func (shuttingDown) Message() string { return "Server is shutting down" }
-func (shuttingDown) Error() string   { return "Server is shutting down" }
-
 // Every class of database outage a read can meet is a 503 with
 // Retry-After and code "unavailable", never a 500; a bug stays a 500.
 func TestReadUnavailableIs503(t *testing.T) {
@@ -37,7 +29,7 @@ func TestReadUnavailableIs503(t *testing.T) {
 		err    error
 		status int
 	}{
-		{fmt.Errorf("reading order %s: %w", uuid.NewString(), shuttingDown{}), 503},
+		{fmt.Errorf("reading order %s: %w", uuid.NewString(), unavailabletest.ShuttingDown{}), 503},
 		{fmt.Errorf("listing: %w", gocql.ErrNoConnectionsInPool), 503},
 		{fmt.Errorf("listing: %w", gocql.ErrNoConnections), 503},
 		{fmt.Errorf("reading: %w", gocql.ErrSessionClosed), 503},
@@ -65,11 +57,7 @@ func TestReadUnavailableIs503(t *testing.T) {
 func TestDatabaseGoneIs503OnEveryReadPath(t *testing.T) {
 	e := newEnv(t)
 	c := stacktest.RequireCQL(t)
-	upstream := c.Hosts[0]
-	if _, _, err := net.SplitHostPort(upstream); err != nil {
-		upstream = net.JoinHostPort(upstream, fmt.Sprint(c.Port))
-	}
-	proxy := unavailabletest.NewProxy(t, upstream)
+	proxy := unavailabletest.ProxyTo(t, c.Hosts[0], c.Port)
 	session := unavailabletest.Session(t, proxy, e.keyspace)
 	cfg := *e.cfg
 	cfg.Query.MinVersionTimeout = 20 * time.Second

@@ -5,6 +5,7 @@
 package unavailabletest
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -36,6 +37,28 @@ func NewProxy(t testing.TB, upstream string) *Proxy {
 	t.Cleanup(p.Cut)
 	return p
 }
+
+// ProxyTo is NewProxy in front of a node given as in cql.Config: a host,
+// with or without its port, and the port to use when it has none.
+func ProxyTo(t testing.TB, host string, port int) *Proxy {
+	t.Helper()
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(host, fmt.Sprint(port))
+	}
+	return NewProxy(t, host)
+}
+
+// ShuttingDown is the error frame Cassandra sends while it drains: a
+// server error whose only tell is its message.
+type ShuttingDown struct{}
+
+// Code is the frame's error code.
+func (ShuttingDown) Code() int { return gocql.ErrCodeServer }
+
+// Message is the frame's message.
+func (ShuttingDown) Message() string { return "Server is shutting down" }
+
+func (ShuttingDown) Error() string { return "Server is shutting down" }
 
 func (p *Proxy) serve(upstream string) {
 	for {
