@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -50,14 +51,46 @@ func BuildDir(t testing.TB, dir string) string {
 	return bin
 }
 
-// FreeAddr returns a loopback address with a port free right now.
+// FreeAddr returns a loopback address with a port free right now, for a
+// service started a moment later. The port is taken below the kernel's
+// ephemeral range: a port of that range (what listening on port 0 gives)
+// can be taken by any outgoing connection between this call and the
+// service's bind (a driver reconnecting after a fault did, and the service
+// failed with "address already in use"); a port below it can only be taken
+// by another listener.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	const lowest = 10000 // above the well-known ports and this project's own
+	if first := ephemeralFirst(); first > lowest+1000 {
+		for range 200 {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lowest+mrand.IntN(first-lowest)))
+			if err != nil {
+				continue // in use: try another
+			}
+			addr := ln.Addr().String()
+			require.NoError(t, ln.Close())
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 	return addr
+}
+
+// ephemeralFirst is the first port of the kernel's ephemeral range
+// (read, never changed), or 0 when it cannot be read.
+func ephemeralFirst() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil {
+		return 0
+	}
+	return first
 }
 
 // Process is a running service binary.
