@@ -37,7 +37,10 @@ type Codec[S, E any] interface {
 
 // Metadata travels with a command onto each of its events.
 type Metadata struct {
-	CommandID     string // becomes each event's causation id
+	// CommandID becomes each event's causation id. It names one command:
+	// a retry of the same command (the same Idempotency-Key) carries the
+	// same id, and Handle answers it with the earlier attempt's commit.
+	CommandID     string
 	CorrelationID string
 	TraceContext  map[string]string
 	// ExpectedVersion, when set, must equal the aggregate's version
@@ -145,6 +148,19 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, 
 		}
 		next, err := r.store.Append(ctx, r.agg.Type, id, version, stored)
 		var conflict *ConflictError
+		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.CommandID != "" {
+			// An earlier attempt of this very command (a retry with the same
+			// Idempotency-Key) may have committed: its Paxos round was left
+			// unfinished when the database died, so the load above did not
+			// see it, and this Append has just finished it. Answer with that
+			// commit instead of deciding again (twice the effect) or
+			// refusing it (a create would be "already exists").
+			if v, found, cerr := r.committedAfter(ctx, id, version, meta.CommandID); cerr != nil {
+				return Result[E]{}, cerr
+			} else if found {
+				return Result[E]{Version: v, Retries: attempt}, nil
+			}
+		}
 		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.ExpectedVersion == nil && attempt < r.maxRetries {
 			// Jittered backoff spreads the contenders of a hot aggregate so
 			// that a loser does not lose again to the same crowd.
@@ -275,11 +291,16 @@ func (r *Repository[S, C, E]) Decode(e Event) (E, error) {
 // died between the commit and the answer uses it to answer without
 // committing twice.
 func (r *Repository[S, C, E]) CommittedCommand(ctx context.Context, id gocql.UUID, commandID string) (int64, bool, error) {
+	return r.committedAfter(ctx, id, 0, commandID)
+}
+
+// committedAfter is CommittedCommand over the events after version after.
+func (r *Repository[S, C, E]) committedAfter(ctx context.Context, id gocql.UUID, after int64, commandID string) (int64, bool, error) {
 	var (
 		version int64
 		found   bool
 	)
-	err := r.store.Events(ctx, id, 0, 0, func(e Event) error {
+	err := r.store.Events(ctx, id, after, 0, func(e Event) error {
 		if e.CausationID == commandID {
 			version, found = e.Sequence, true
 		}

@@ -355,3 +355,44 @@ func TestUpcastingOnLoad(t *testing.T) {
 	_, _, err = newRepo(t, store, bare).Load(ctx, id)
 	require.ErrorIs(t, err, eventstore.ErrUnknownVersion)
 }
+
+// A retried command whose first attempt committed after all (its Paxos
+// round left unfinished when the database died, so the retry's load did
+// not see it, and the retry's own Append finished it) is answered with
+// that commit: its effect is not applied twice, and a create is not
+// refused as "already exists". Here the first attempt's commit lands
+// between the retry's load and its Append.
+func TestRetryFindsItsOwnUnseenCommit(t *testing.T) {
+	session := stacktest.Session(t)
+	store := newStore(t, session, nil)
+	ctx := context.Background()
+	id := newID()
+	meta := eventstore.Metadata{CommandID: "the-retried-command", CorrelationID: "corr", Now: time.Now().UTC()}
+
+	earlier := sync.OnceFunc(func() {
+		// the first attempt's events, committed under the same command id
+		typ, data, err := counterCodec{}.EncodeEvent(added{N: 1})
+		require.NoError(t, err)
+		_, err = store.Append(ctx, counterAggregate.Type, id, 0, []eventstore.Event{{
+			EventID: newID(), Type: typ, Version: 1, Data: data,
+			CausationID: meta.CommandID, CorrelationID: meta.CorrelationID, OccurredAt: meta.Now,
+		}})
+		require.NoError(t, err)
+	})
+	agg := counterAggregate
+	agg.Decide = func(s counterState, c addCmd) ([]added, error) {
+		earlier()
+		return counterDecide(s, c)
+	}
+	repo, err := eventstore.NewRepository(store, agg, counterCodec{}, eventstore.NewUpcasters(),
+		eventstore.RepositoryConfig{MaxConflictRetries: 50}, zerolog.Nop(), prometheus.NewRegistry())
+	require.NoError(t, err)
+
+	res, err := repo.Handle(ctx, id, addCmd{Values: []int{1}}, meta)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), res.Version, "answered with the earlier attempt's commit")
+	require.Empty(t, res.Events, "nothing committed again")
+	_, version, err := repo.Load(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), version, "the command's effect is in the store once")
+}
