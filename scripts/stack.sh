@@ -567,28 +567,30 @@ down_one() {
   while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.5; done
   if pid_alive "$pid"; then
     log "$c: still running after ${STACK_STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 15))
-    while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.2; done
-    pid_alive "$pid" && die "$c: pid $pid survived SIGKILL"
+    sigkill "$c" "$pid"
   fi
   rm -f "$(pid_file "$c")"
   log "$c: stopped"
 }
 
+# sigkill COMPONENT PID: SIGKILL, then wait (bounded) until every thread is gone.
+sigkill() {
+  local deadline=$((SECONDS + 15))
+  kill -KILL "$2" 2>/dev/null || true
+  while pid_alive "$2" && ((SECONDS < deadline)); do sleep 0.1; done
+  if pid_alive "$2"; then die "$1: pid $2 survived SIGKILL"; fi
+}
+
 # SIGKILL, as a crash or the OOM killer would: no shutdown, no flush. The data
 # is kept; `up` starts it again and it recovers from its commit log.
 kill_one() {
-  local c="$1" pid deadline
+  local c="$1" pid
   if ! pid="$(get_pid "$c")"; then
     log "$c: not running"
     return 0
   fi
   log "$c: killing pid $pid (SIGKILL)"
-  kill -KILL "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + 15))
-  while pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-  pid_alive "$pid" && die "$c: pid $pid survived SIGKILL"
+  sigkill "$c" "$pid"
   rm -f "$(pid_file "$c")"
   log "$c: killed"
 }
