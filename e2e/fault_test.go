@@ -8,11 +8,13 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
 	"github.com/stretchr/testify/require"
 
@@ -230,8 +232,32 @@ func TestFaultProjectorRebalance(t *testing.T) {
 	wait := load(ctx, t, s, httpload.Config{Clients: 16, Duration: 45 * time.Second, InvalidEvery: 25})
 	time.Sleep(10 * time.Second)
 	for _, name := range Projectors {
+		members, err := s.groupAssignment(name)
+		require.NoError(t, err)
+		require.Len(t, members, 1, "%s: one member holds the partitions before the second replica", name)
+	}
+	for _, name := range Projectors {
 		s.StartReplica(name)
 		t.Logf("second replica of %s started", name)
+	}
+	// The rebalance happened: the group has two members, and both hold
+	// partitions of the topic.
+	for _, name := range Projectors {
+		require.Eventually(t, func() bool {
+			members, err := s.groupAssignment(name)
+			if err != nil || len(members) != 2 {
+				return false
+			}
+			for _, parts := range members {
+				if parts == 0 {
+					return false
+				}
+			}
+			return true
+		}, 90*time.Second, 500*time.Millisecond, "%s: the partitions are split between both replicas", name)
+		members, err := s.groupAssignment(name)
+		require.NoError(t, err)
+		t.Logf("%s rebalanced: partitions by member %v", name, members)
 	}
 	r := wait()
 	requireClean(t, r)
@@ -257,4 +283,41 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 	requireClean(t, r)
 	rep := s.Account(ctx, acked(r), 5*time.Minute)
 	t.Logf("accounting:\n%s", rep)
+}
+
+// groupAssignment describes the consumer group of the projector service
+// name: the partitions each member holds, by member id.
+func (s *System) groupAssignment(name string) (map[string]int, error) {
+	sc, err := s.Kafka.Sarama("e2e-group-admin")
+	if err != nil {
+		return nil, err
+	}
+	admin, err := sarama.NewClusterAdmin(s.Kafka.Brokers, sc)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = admin.Close() }()
+	group := s.group + name
+	descs, err := admin.DescribeConsumerGroups([]string{group})
+	if err != nil {
+		return nil, err
+	}
+	if len(descs) != 1 {
+		return nil, fmt.Errorf("group %s: %d descriptions", group, len(descs))
+	}
+	out := map[string]int{}
+	for id, m := range descs[0].Members {
+		a, err := m.GetMemberAssignment()
+		if err != nil {
+			return nil, fmt.Errorf("group %s member %s: %w", group, id, err)
+		}
+		n := 0
+		if a != nil {
+			for _, parts := range a.Topics {
+				n += len(parts)
+			}
+		}
+		out[id] = n
+	}
+	return out, nil
 }

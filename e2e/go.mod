@@ -4,9 +4,10 @@ go 1.26.0
 
 replace github.com/orderstream/orderstream/pkg => ../pkg
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
+	github.com/IBM/sarama v1.61.1
 	github.com/gocql/gocql v1.17.0
 	github.com/google/uuid v1.6.0
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
@@ -15,7 +16,6 @@ require (
 )
 
 require (
-	github.com/IBM/sarama v1.61.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

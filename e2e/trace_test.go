@@ -14,7 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/tracing"
 )
 
@@ -53,7 +53,7 @@ func TestFollowOneCommandEverywhere(t *testing.T) {
 				customer = a.JSON(t)["id"].(string)
 				return customer
 			},
-			read: "/v1/customers/%s", topic: relay.TopicOf(s.Prefix, "customer"),
+			read: "/v1/customers/%s", topic: record.TopicOf(s.Prefix, "customer"),
 			projectors: []string{"projector-customer-read-model"},
 		},
 		{
@@ -65,7 +65,7 @@ func TestFollowOneCommandEverywhere(t *testing.T) {
 				require.Contains(t, []int{http.StatusOK, http.StatusCreated}, a.Status, "%s", a.Body)
 				return a.JSON(t)["id"].(string)
 			},
-			read: "/v1/orders/%s", topic: relay.TopicOf(s.Prefix, "order"),
+			read: "/v1/orders/%s", topic: record.TopicOf(s.Prefix, "order"),
 			projectors: []string{"projector-order-read-model", "projector-orders-by-customer", "projector-orders-by-status"},
 		},
 	} {
@@ -99,8 +99,8 @@ func TestFollowOneCommandEverywhere(t *testing.T) {
 			publish := tree.one(t, "cdc-relay", func(sp tracing.FileSpan) bool { return sp.Kind == "producer" && sp.Name == "send "+tc.topic })
 			require.Contains(t, tree.idsOf("command-service"), publish.ParentSpanID, "the publish continues the command's trace")
 			require.True(t, tree.descends(publish, server.SpanID), "the publish is under the command's HTTP span")
-			require.Equal(t, id, publish.Attributes[string(relay.AttrAggregateID)])
-			require.EqualValues(t, 1, publish.Attributes[string(relay.AttrSequence)])
+			require.Equal(t, id, publish.Attributes[string(record.AttrAggregateID)])
+			require.EqualValues(t, 1, publish.Attributes[string(record.AttrSequence)])
 			require.Equal(t, tc.topic, publish.Attributes["messaging.destination.name"])
 			require.Contains(t, publish.Attributes, "messaging.destination.partition.id")
 			require.Contains(t, publish.Attributes, "messaging.kafka.offset")
@@ -110,8 +110,8 @@ func TestFollowOneCommandEverywhere(t *testing.T) {
 			for _, p := range tc.projectors {
 				apply := tree.one(t, p, func(sp tracing.FileSpan) bool { return sp.Kind == "consumer" && sp.ParentSpanID == publish.SpanID })
 				require.Equal(t, "process "+tc.topic, apply.Name)
-				require.Equal(t, id, apply.Attributes[string(relay.AttrAggregateID)])
-				require.EqualValues(t, 1, apply.Attributes[string(relay.AttrSequence)])
+				require.Equal(t, id, apply.Attributes[string(record.AttrAggregateID)])
+				require.EqualValues(t, 1, apply.Attributes[string(record.AttrSequence)])
 				require.Equal(t, publish.Attributes["messaging.kafka.offset"], apply.Attributes["messaging.kafka.offset"])
 			}
 

@@ -16,6 +16,9 @@
 #                                         and crane push; containerd pulls)
 #   Traefik (Gateway API + Ingress)       http://10.243.0.2:8000 (entrypoint web)
 #   Prometheus (built from source)        http://10.243.0.2:9090
+#   CoreDNS (scripts/cluster/coredns)     10.243.0.2:53, the pods' nameserver
+#                                         (kubelet clusterDNS; no kube-proxy)
+#   kube-state-metrics                    http://10.243.0.2:8082/metrics
 # and, on the host, two relays (socat) so that pods reach the shared stack:
 #   10.243.0.1:9042 -> Cassandra 127.0.0.1:9042
 #   10.243.0.1:9094 -> Kafka's CLUSTER listener 127.0.0.1:9094, which
@@ -31,6 +34,12 @@
 # the kubelet runs with protectKernelDefaults and sees fake copies of the
 # three /proc/sys files it would otherwise change, bind-mounted in its
 # private mount namespace.
+#
+# Traefik, Prometheus, CoreDNS and kube-state-metrics run as processes in
+# the namespace, not as pods: in a user's cluster they are add-ons installed
+# with their own charts, and here they need no image built for them. Each
+# authenticates to the API server with a client certificate of its own
+# (k8s/local/cluster.yaml grants each what it reads).
 #
 # Environment: CLUSTER_TIMEOUT (seconds to wait for each component, 120);
 # CLUSTER_NO_BUILD=1 skips the build step, CLUSTER_NO_PROMETHEUS=1 starts no
@@ -76,10 +85,12 @@ wait_for() {
 }
 
 # start NAME CMD...: start CMD in the background in the namespace, log to
-# run/logs/NAME.log, record its pid.
+# run/logs/NAME.log, record its pid. exec, so that the pid recorded is the
+# program's (nsenter execs it), not that of a subshell running a function,
+# which down's SIGTERM would kill instead of the program.
 start() {
   local name=$1; shift
-  nsexec "$@" >"$run/logs/$name.log" 2>&1 &
+  (exec nsenter --net="/run/netns/$ns" "$@") >"$run/logs/$name.log" 2>&1 &
   echo $! >"$pids/$name.pid"
 }
 
@@ -155,6 +166,8 @@ pki() {
   cert kubelet "/O=system:nodes/CN=system:node:$node_name" "IP:$node_ip,DNS:$node_name"
   cert traefik "/CN=orderstream:traefik"
   cert prometheus "/CN=orderstream:prometheus"
+  cert coredns "/CN=orderstream:coredns"
+  cert kube-state-metrics "/CN=orderstream:kube-state-metrics"
   openssl genrsa -out sa.key 2048 2>/dev/null
   openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   cd - >/dev/null
@@ -283,6 +296,7 @@ protectKernelDefaults: true
 makeIPTablesUtilChains: false
 resolvConf: $run/kubelet/resolv.conf
 clusterDomain: cluster.local
+clusterDNS: [$node_ip]
 maxPods: 60
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
@@ -379,6 +393,8 @@ up() {
   kubeconfig "$run/kubelet.kubeconfig" kubelet
   kubeconfig "$run/traefik.kubeconfig" traefik
   kubeconfig "$run/prometheus.kubeconfig" prometheus
+  kubeconfig "$run/coredns.kubeconfig" coredns
+  kubeconfig "$run/kube-state-metrics.kubeconfig" kube-state-metrics
   network_up
 
   start etcd etcd --name orderstream-local --data-dir "$run/etcd" \
@@ -413,6 +429,19 @@ up() {
     --authorization-kubeconfig "$run/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --leader-elect=false
 
+  # The cluster's add-ons need their RBAC (k8s/local/cluster.yaml), which
+  # names the CRDs' kinds too.
+  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$cache/crds" >/dev/null
+  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" wait --for condition=Established --timeout "${timeout}s" crd --all >/dev/null
+  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$root/k8s/local/cluster.yaml" >/dev/null
+
+  # CoreDNS, the pods' nameserver, ready before the first pod.
+  mkdir -p "$run/coredns"
+  sed -e "s#@KUBECONFIG@#$run/coredns.kubeconfig#g" -e "s#@NODE_IP@#$node_ip#g" \
+    "$root/k8s/local/Corefile" >"$run/coredns/Corefile"
+  start coredns "$bin/coredns" -conf "$run/coredns/Corefile"
+  wait_for "CoreDNS" nsexec curl -sf http://127.0.0.1:8182/ready
+
   start registry "$bin/crane" registry serve --address "$registry" --disk "$cache/registry"
   wait_for "the image registry" "$bin/crane" catalog "$registry"
   push_pause
@@ -421,10 +450,6 @@ up() {
   unshare --mount --propagation private nsenter --net="/run/netns/$ns" "$run/node.sh" >"$run/logs/node.log" 2>&1 &
   echo $! >"$pids/node.pid"
   wait_for "the node" bash -c "'$k8s_bin/kubectl' --kubeconfig '$kubeconfig' get node '$node_name' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
-
-  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$cache/crds" >/dev/null
-  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" wait --for condition=Established --timeout "${timeout}s" crd --all >/dev/null
-  "$k8s_bin/kubectl" --kubeconfig "$kubeconfig" apply --server-side -f "$root/k8s/local/cluster.yaml" >/dev/null
 
   # The shared stack, for the pods.
   host_start relay-cassandra socat "TCP-LISTEN:9042,bind=$host_ip,reuseaddr,fork" TCP:127.0.0.1:9042
@@ -443,10 +468,18 @@ up() {
     --log.level=INFO
   wait_for "Traefik" nsexec bash -c "exec 3<>/dev/tcp/127.0.0.1/8080"
 
+  # kube-state-metrics: the pods' and Deployments' state as metrics
+  # (kube_pod_container_status_restarts_total for the dashboards).
+  start kube-state-metrics "$bin/kube-state-metrics" --kubeconfig "$run/kube-state-metrics.kubeconfig" \
+    --host "$node_ip" --port 8082 --telemetry-host 127.0.0.1 --telemetry-port 8083 \
+    --resources pods,deployments,namespaces,nodes
+  wait_for "kube-state-metrics" curl -sf "http://$node_ip:8082/healthz"
+
   # Prometheus: scrapes the pods the ServiceMonitors select (k8s/local).
   if [[ -z ${CLUSTER_NO_PROMETHEUS:-} ]]; then
   mkdir -p "$run/prometheus"
   sed -e "s#@KUBECONFIG@#$run/prometheus.kubeconfig#g" -e "s#@RULES@#$run/prometheus/rules/*.yaml#g" \
+    -e "s#@NODE_IP@#$node_ip#g" \
     "$root/k8s/local/prometheus.yml" >"$run/prometheus/prometheus.yml"
   mkdir -p "$run/prometheus/rules"
   start prometheus "$bin/prometheus" --config.file "$run/prometheus/prometheus.yml" \
@@ -470,30 +503,48 @@ kill_pidfile() {
   kill "$pid" 2>/dev/null || true
 }
 
+# stop NAME...: SIGTERM to each recorded process, then wait up to 15 s for
+# them to exit (what is left is killed with the namespace's leftovers).
+stop() {
+  local f pid deadline
+  for f in "$@"; do kill_pidfile "$pids/$f.pid"; done
+  deadline=$(( $(date +%s) + 15 ))
+  for f in "$@"; do
+    pid=$(cat "$pids/$f.pid" 2>/dev/null) || continue
+    while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.2; done
+  done
+}
+
 down() {
   trap - ERR
   local deadline
   if ip netns list | grep -qw "$ns"; then
-    # Pods first, so that their containers stop cleanly.
-    for f in traefik prometheus kubelet kube-scheduler kube-controller-manager; do
-      kill_pidfile "$pids/$f.pid"
-    done
+    # In stages, each waited for: the add-ons and the node's agents first,
+    # then the containers and their shims, the API server while etcd still
+    # answers (it drains its requests), etcd last.
+    stop traefik prometheus kube-state-metrics coredns kubelet kube-scheduler kube-controller-manager
     if [[ -S "$state/containerd.sock" ]]; then
-      local ctr=(ctr --address "$state/containerd.sock" -n k8s.io)
+      local ctr=(ctr --address "$state/containerd.sock" -n k8s.io) t
       for t in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
         "${ctr[@]}" tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
       done
+      # A task deleted, its shim exits.
+      for t in $("${ctr[@]}" tasks ls -q 2>/dev/null); do
+        "${ctr[@]}" tasks delete --force "$t" >/dev/null 2>&1 || true
+      done
     fi
-    for f in containerd registry kube-apiserver etcd node; do
-      kill_pidfile "$pids/$f.pid"
-    done
+    stop containerd registry kube-apiserver
+    stop etcd node
     # Whatever is left in the namespace (container shims, containers) was
     # started by this cluster.
     deadline=$(( $(date +%s) + 30 ))
     while [[ -n "$(ip netns pids "$ns" 2>/dev/null)" ]] && (( $(date +%s) < deadline )); do
       sleep 0.5
     done
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      log "still running after 30 s, killed: $pid $(cat "/proc/$pid/comm" 2>/dev/null)"
+      kill -9 "$pid" 2>/dev/null || true
+    done
   fi
   for f in relay-cassandra relay-kafka; do kill_pidfile "$pids/$f.pid"; done
   # Wait for every recorded pid to be gone.
@@ -559,6 +610,7 @@ export PATH=$k8s_bin:$bin:$root/.cache/bin:\$PATH
 export ORDERSTREAM_CLUSTER_REGISTRY=$registry
 export ORDERSTREAM_CLUSTER_GATEWAY=http://$node_ip:8000
 export ORDERSTREAM_CLUSTER_PROMETHEUS=http://$node_ip:9090
+export ORDERSTREAM_CLUSTER_DNS=$node_ip
 export KO_DOCKER_REPO=$registry/orderstream
 export KOCACHE=$root/.cache/ko
 EOF

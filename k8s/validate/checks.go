@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -63,7 +65,8 @@ type checker struct {
 	errs    []error
 
 	pods       []workload
-	services   map[string]*corev1.Service // namespace/name
+	services   map[string]*corev1.Service              // namespace/name
+	slices     map[string][]*discoveryv1.EndpointSlice // by namespace/service name
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
 	accounts   map[string]bool
@@ -79,6 +82,7 @@ func (c *checker) errorf(o Object, format string, args ...any) {
 
 func (c *checker) index() {
 	c.services = map[string]*corev1.Service{}
+	c.slices = map[string][]*discoveryv1.EndpointSlice{}
 	c.configMaps = map[string]*corev1.ConfigMap{}
 	c.secrets = map[string]*corev1.Secret{}
 	c.accounts = map[string]bool{}
@@ -89,6 +93,9 @@ func (c *checker) index() {
 		switch v := o.Obj.(type) {
 		case *corev1.Service:
 			c.services[k] = v
+		case *discoveryv1.EndpointSlice:
+			svc := key(o.Meta.GetNamespace(), v.Labels[discoveryv1.LabelServiceName])
+			c.slices[svc] = append(c.slices[svc], v)
 		case *corev1.ConfigMap:
 			c.configMaps[k] = v
 		case *corev1.Secret:
@@ -316,6 +323,8 @@ func (c *checker) references() {
 			c.selects(o, v.Spec.Selector, v.Spec.Template.Labels)
 		case *corev1.Service:
 			c.service(o, v)
+		case *discoveryv1.EndpointSlice:
+			c.endpointSlice(o, v)
 		case *policyv1.PodDisruptionBudget:
 			c.selectsPods(o, ns, v.Spec.Selector)
 		case *autoscalingv2.HorizontalPodAutoscaler:
@@ -388,7 +397,11 @@ func hasContainerPort(ws []workload, name string, number int32) bool {
 
 func (c *checker) service(o Object, svc *corev1.Service) {
 	if len(svc.Spec.Selector) == 0 {
-		c.errorf(o, "no selector")
+		// A Service without a selector is one for endpoints outside the
+		// cluster, listed by the EndpointSlices rendered with it.
+		if len(c.slices[key(o.Meta.GetNamespace(), svc.Name)]) == 0 {
+			c.errorf(o, "no selector and no EndpointSlice")
+		}
 		return
 	}
 	ws := c.matching(o, o.Meta.GetNamespace(), labels.SelectorFromSet(svc.Spec.Selector))
@@ -399,6 +412,49 @@ func (c *checker) service(o Object, svc *corev1.Service) {
 		}
 		if len(ws) > 0 && !hasContainerPort(ws, name, number) {
 			c.errorf(o, "port %s: target %s is no container port of the selected pods", p.Name, p.TargetPort.String())
+		}
+	}
+}
+
+// endpointSlice: a slice of a Service without a selector (the EndpointSlice
+// controller owns the others) names a rendered Service of that kind, and
+// the Service's ports by name and number; it lists addresses.
+func (c *checker) endpointSlice(o Object, es *discoveryv1.EndpointSlice) {
+	name := es.Labels[discoveryv1.LabelServiceName]
+	svc := c.services[key(o.Meta.GetNamespace(), name)]
+	switch {
+	case name == "":
+		c.errorf(o, "no label %s", discoveryv1.LabelServiceName)
+		return
+	case svc == nil:
+		c.errorf(o, "Service %s is not rendered", name)
+		return
+	case len(svc.Spec.Selector) > 0:
+		c.errorf(o, "Service %s has a selector: the EndpointSlice controller owns its slices", name)
+	}
+	ports := map[string]int32{}
+	for _, p := range svc.Spec.Ports {
+		ports[p.Name] = p.Port
+	}
+	for _, p := range es.Ports {
+		if p.Name == nil || p.Port == nil {
+			c.errorf(o, "a port without name or number")
+			continue
+		}
+		if n, ok := ports[*p.Name]; !ok || n != *p.Port {
+			c.errorf(o, "port %s %d is no port of Service %s", *p.Name, *p.Port, name)
+		}
+	}
+	if len(es.Endpoints) == 0 {
+		c.errorf(o, "no endpoints")
+	}
+	// What the API server refuses: names, loopback and link-local addresses.
+	for _, ep := range es.Endpoints {
+		for _, a := range ep.Addresses {
+			ip := net.ParseIP(a)
+			if ip == nil || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() {
+				c.errorf(o, "address %q: an IP address that is not loopback, link-local or unspecified", a)
+			}
 		}
 	}
 }

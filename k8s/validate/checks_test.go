@@ -54,3 +54,36 @@ func TestChecksCatch(t *testing.T) {
 		})
 	}
 }
+
+// TestChecksCatchExternalServices breaks the Services without selectors of
+// the local cluster's values (externalServices) and their EndpointSlices.
+func TestChecksCatchExternalServices(t *testing.T) {
+	s := setup(t)
+	good, err := s.render(t, umbrella, localValues)
+	require.NoError(t, err)
+	objs, err := s.decoder.DecodeAll("good", good)
+	require.NoError(t, err)
+	require.Empty(t, Check(objs, release), "the unbroken rendering passes")
+	slice := "kubernetes.io/service-name: orderstream-kafka\n"
+	for _, tc := range []struct {
+		name, old, new, want string
+	}{
+		{"no slice", slice, "kubernetes.io/service-name: orderstream-other\n", "no selector and no EndpointSlice"},
+		{"port name", "  - name: kafka\n    port: 9094\n", "  - name: broker\n    port: 9094\n", "port broker 9094 is no port of Service orderstream-kafka"},
+		{"port number", "  - name: kafka\n    port: 9094\n", "  - name: kafka\n    port: 9092\n", "port kafka 9092 is no port"},
+		{"loopback", `- addresses: ["10.243.0.1"]`, `- addresses: ["127.0.0.1"]`, `address "127.0.0.1"`},
+		{"hostname", `- addresses: ["10.243.0.1"]`, `- addresses: ["kafka.example.com"]`, `address "kafka.example.com"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Contains(t, string(good), tc.old)
+			bad := strings.Replace(string(good), tc.old, tc.new, 1)
+			objs, err := s.decoder.DecodeAll("bad", []byte(bad))
+			require.NoError(t, err)
+			var msgs []string
+			for _, e := range Check(objs, release) {
+				msgs = append(msgs, e.Error())
+			}
+			require.Contains(t, strings.Join(msgs, "\n"), tc.want)
+		})
+	}
+}

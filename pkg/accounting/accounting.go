@@ -20,8 +20,6 @@ package accounting
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -33,7 +31,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 )
 
 // Acked is a command a client saw acknowledged: its aggregate and the
@@ -43,10 +41,19 @@ type Acked struct {
 	Version     int64
 }
 
+// EventStore is what a check reads of the event store: every aggregate's
+// head and its events. *eventstore.Store and its in-memory twin
+// (eventstore/memstore) satisfy it.
+type EventStore interface {
+	Heads(ctx context.Context, fn func(eventstore.Head) error) error
+	Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(eventstore.Event) error) error
+}
+
 // Input is what a check reads.
 type Input struct {
+	// Session reads the read-model tables, Store the event store.
 	Session *gocql.Session
-	Store   *eventstore.Store
+	Store   EventStore
 	// Kafka and TopicPrefix locate the topics; an empty Brokers list
 	// skips the topics.
 	Kafka       kafka.Config
@@ -119,7 +126,7 @@ func (r *Report) example(format string, args ...any) {
 // Check accounts for every event of the keyspace.
 func Check(ctx context.Context, in Input) (Report, error) {
 	var r Report
-	heads, err := readHeads(ctx, in.Session)
+	heads, err := readHeads(ctx, in.Store)
 	if err != nil {
 		return r, err
 	}
@@ -155,20 +162,13 @@ type head struct {
 	current int64
 }
 
-func readHeads(ctx context.Context, session *gocql.Session) (map[gocql.UUID]head, error) {
-	iter := session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence FROM event_store`).
-		WithContext(ctx).Idempotent(true).PageSize(5000).Iter()
+func readHeads(ctx context.Context, store EventStore) (map[gocql.UUID]head, error) {
 	heads := map[gocql.UUID]head{}
-	var (
-		id  gocql.UUID
-		typ string
-		cur int64
-	)
-	for iter.Scan(&id, &typ, &cur) {
-		heads[id] = head{typ: typ, current: cur}
-	}
-	if err := iter.Close(); err != nil {
-		return nil, fmt.Errorf("reading event_store: %w", err)
+	if err := store.Heads(ctx, func(h eventstore.Head) error {
+		heads[h.AggregateID] = head{typ: h.AggregateType, current: h.Current}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the event store: %w", err)
 	}
 	return heads, nil
 }
@@ -211,7 +211,7 @@ func checkTopics(ctx context.Context, r *Report, heads map[gocql.UUID]head, kc k
 	}
 	defer client.Close()
 	for _, typ := range []string{order.AggregateType, customer.AggregateType} {
-		topic := relay.TopicOf(prefix, typ)
+		topic := record.TopicOf(prefix, typ)
 		keys, records, err := readTopic(ctx, client, topic)
 		if err != nil {
 			return err
@@ -313,7 +313,7 @@ func readTopic(ctx context.Context, client sarama.Client, topic string) (map[goc
 					return
 				case msg := <-pc.Messages():
 					n++
-					id, seq, err := locate(msg)
+					id, seq, err := record.Locate(msg)
 					if err != nil {
 						errs <- fmt.Errorf("%s/%d@%d: %w", topic, p, msg.Offset, err)
 						return
@@ -359,21 +359,4 @@ func readTopic(ctx context.Context, client sarama.Client, topic string) (map[goc
 		return nil, 0, err
 	}
 	return keys, records, nil
-}
-
-// locate reads a record's key and sequence header.
-func locate(msg *sarama.ConsumerMessage) (gocql.UUID, int64, error) {
-	id, err := gocql.ParseUUID(string(msg.Key))
-	if err != nil {
-		return id, 0, fmt.Errorf("key %q is not an aggregate id", msg.Key)
-	}
-	i := slices.IndexFunc(msg.Headers, func(h *sarama.RecordHeader) bool { return string(h.Key) == relay.HeaderSequence })
-	if i < 0 {
-		return id, 0, fmt.Errorf("record of %s has no %s header", id, relay.HeaderSequence)
-	}
-	seq, err := strconv.ParseInt(string(msg.Headers[i].Value), 10, 64)
-	if err != nil || seq < 1 {
-		return id, 0, fmt.Errorf("record of %s has a bad sequence %q", id, msg.Headers[i].Value)
-	}
-	return id, seq, nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/loadgen"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/stacktest"
@@ -33,23 +33,6 @@ func TestCommandsAccounting(t *testing.T) {
 	require.Equal(t, 2, r.DuplicatedWrites, "b stored 5 events for 3 acknowledged")
 	require.False(t, r.Zero())
 	require.Len(t, r.Examples, 2)
-}
-
-func TestLocate(t *testing.T) {
-	id := uuid.New()
-	msg := &sarama.ConsumerMessage{Key: []byte(id.String()), Headers: []*sarama.RecordHeader{{Key: []byte(relay.HeaderSequence), Value: []byte("7")}}}
-	got, seq, err := locate(msg)
-	require.NoError(t, err)
-	require.Equal(t, gocql.UUID(id), got)
-	require.EqualValues(t, 7, seq)
-	for _, bad := range []*sarama.ConsumerMessage{
-		{Key: []byte("nope")},
-		{Key: []byte(id.String())},
-		{Key: []byte(id.String()), Headers: []*sarama.RecordHeader{{Key: []byte(relay.HeaderSequence), Value: []byte("0")}}},
-	} {
-		_, _, err := locate(bad)
-		require.Error(t, err)
-	}
 }
 
 // Against the real stack: a load published by the relay accounts clean on
@@ -86,15 +69,22 @@ func TestCheckTopics(t *testing.T) {
 
 	// A copy of a published record, and a key event_store does not have
 	// with sequence 2 before 1.
-	var published gocql.UUID
-	require.NoError(t, session.Query(`SELECT aggregate_id FROM event_store LIMIT 1`).Scan(&published))
-	var typ string
-	require.NoError(t, session.Query(`SELECT aggregate_type FROM event_store WHERE aggregate_id = ? LIMIT 1`, published).Scan(&typ))
+	var (
+		published gocql.UUID
+		typ       string
+	)
+	require.NoError(t, store.Heads(ctx, func(h eventstore.Head) error {
+		if typ == "" {
+			published, typ = h.AggregateID, h.AggregateType
+		}
+		return nil
+	}))
+	require.NotEmpty(t, typ, "the event store has an aggregate")
 	stranger := uuid.NewString()
 	produce(t, kc, []*sarama.ProducerMessage{
-		record(relay.TopicOf(prefix, typ), published.String(), 1),
-		record(relay.TopicOf(prefix, "order"), stranger, 2),
-		record(relay.TopicOf(prefix, "order"), stranger, 1),
+		rawRecord(record.TopicOf(prefix, typ), published.String(), 1),
+		rawRecord(record.TopicOf(prefix, "order"), stranger, 2),
+		rawRecord(record.TopicOf(prefix, "order"), stranger, 1),
 	})
 	r, err = Check(ctx, in)
 	require.NoError(t, err)
@@ -105,9 +95,9 @@ func TestCheckTopics(t *testing.T) {
 	require.Zero(t, r.LostRecords)
 }
 
-func record(topic, key string, seq int64) *sarama.ProducerMessage {
+func rawRecord(topic, key string, seq int64) *sarama.ProducerMessage {
 	return &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.StringEncoder("{}"),
-		Headers: []sarama.RecordHeader{{Key: []byte(relay.HeaderSequence), Value: []byte(strconv.FormatInt(seq, 10))}}}
+		Headers: []sarama.RecordHeader{{Key: []byte(record.HeaderSequence), Value: []byte(strconv.FormatInt(seq, 10))}}}
 }
 
 func produce(t *testing.T, kc kafka.Config, msgs []*sarama.ProducerMessage) {

@@ -8,13 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/config"
 )
 
@@ -179,22 +179,20 @@ func (c Config) ClusterConfig(keyspace string) *gocql.ClusterConfig {
 // database waits for it instead of failing at once.
 func Connect(ctx context.Context, c Config, keyspace string, logger zerolog.Logger) (*gocql.Session, error) {
 	deadline := time.Now().Add(c.StartupWait)
-	wait := 250 * time.Millisecond
+	bo := backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}.Start()
 	for attempt := 1; ; attempt++ {
 		session, err := c.ClusterConfig(keyspace).CreateSession()
 		if err == nil {
 			return session, nil
 		}
+		wait := bo.Next()
 		if time.Now().Add(wait).After(deadline) {
 			return nil, fmt.Errorf("connecting to CQL %s (keyspace %q) after %d attempts: %w", strings.Join(c.Hosts, ","), keyspace, attempt, err)
 		}
 		logger.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).Msg("CQL not reachable yet")
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil, fmt.Errorf("connecting to CQL: %w", ctx.Err())
-		case <-time.After(wait + rand.N(wait/4)):
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

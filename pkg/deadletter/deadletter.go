@@ -5,6 +5,11 @@
 // The dlq-service lists them, and re-drives or discards them through retry
 // requests (retry.go) that the component itself carries out.
 //
+// Store is the queue in Cassandra and the only code that names its tables;
+// Memory is its in-memory twin for unit tests, and deadlettertest.Suite
+// the contract both pass. Users declare the small interface they need of
+// either.
+//
 // Every dead letter is written with its rows in the query tables of schema
 // v0004 (by component, by event type, by aggregate) in one logged batch, so
 // that they never disagree for long. A component parks an aggregate at the
@@ -54,6 +59,16 @@ func historyLine(at time.Time, cause string) string {
 	return at.UTC().Format(time.RFC3339Nano) + " " + cause
 }
 
+// appendHistory adds the line of a failure to history, keeping the last
+// MaxHistory.
+func appendHistory(history []string, at time.Time, cause error) []string {
+	history = append(history, historyLine(at, cause.Error()))
+	if len(history) > MaxHistory {
+		history = history[len(history)-MaxHistory:]
+	}
+	return history
+}
+
 const entryColumns = `id, component, aggregate_id, aggregate_type, sequence_number, event_id, event_type, payload, error_message, error_history, failure_count, parks_aggregate, first_failed_at, last_failed_at, created_at`
 
 // entryDest is where a row of entryColumns scans to; null columns (those
@@ -64,9 +79,9 @@ func entryDest(e *Entry) []any {
 }
 
 // Get reads the dead letter id.
-func Get(ctx context.Context, session *gocql.Session, id gocql.UUID) (Entry, bool, error) {
+func (s *Store) Get(ctx context.Context, id gocql.UUID) (Entry, bool, error) {
 	var e Entry
-	err := session.Query(`SELECT `+entryColumns+` FROM dead_letter_queue WHERE id = ?`, id).WithContext(ctx).Idempotent(true).Scan(entryDest(&e)...)
+	err := s.query(`SELECT `+entryColumns+` FROM dead_letter_queue WHERE id = ?`, id).WithContext(ctx).Idempotent(true).Scan(entryDest(&e)...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Entry{}, false, nil
 	}
@@ -80,17 +95,17 @@ func Get(ctx context.Context, session *gocql.Session, id gocql.UUID) (Entry, boo
 // event already dead-lettered by component (a retry that failed again, an
 // event read again after a restart) is not added twice: its dead letter
 // counts one more failure instead. It returns the dead letter's id.
-func Park(ctx context.Context, session *gocql.Session, component string, e eventstore.Event, cause error) (gocql.UUID, error) {
+func (s *Store) Park(ctx context.Context, component string, e eventstore.Event, cause error) (gocql.UUID, error) {
 	now := time.Now().UTC()
-	if id, found, err := findEvent(ctx, session, component, e.AggregateID, e.Sequence); err != nil {
+	if id, found, err := s.findEvent(ctx, component, e.AggregateID, e.Sequence); err != nil {
 		return id, err
 	} else if found {
-		refailed, err := refail(ctx, session, id, cause, now)
+		refailed, err := s.refail(ctx, id, cause, now)
 		if err != nil {
 			return id, err
 		}
 		if refailed {
-			err := session.Query(`INSERT INTO parked_aggregates (component, aggregate_id, aggregate_type, sequence_number, dlq_id, reason, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			err := s.query(`INSERT INTO parked_aggregates (component, aggregate_id, aggregate_type, sequence_number, dlq_id, reason, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 				component, e.AggregateID, e.AggregateType, e.Sequence, id, cause.Error(), now).WithContext(ctx).Exec()
 			if err != nil {
 				return id, fmt.Errorf("parking %s: %w", e.AggregateID, err)
@@ -100,29 +115,29 @@ func Park(ctx context.Context, session *gocql.Session, component string, e event
 		// The row was deleted meanwhile (purged): a new dead letter.
 	}
 	id := gocql.UUIDFromTime(now)
-	b := session.Batch(gocql.LoggedBatch).WithContext(ctx)
+	b := s.batch(ctx, gocql.LoggedBatch)
 	b.Query(`INSERT INTO dead_letter_queue (`+entryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, component, e.AggregateID, e.AggregateType, e.Sequence, e.EventID, e.Type, string(e.Data), cause.Error(), []string{historyLine(now, cause.Error())}, 1, true, now, now, now)
 	addIndexRows(b, Summary{ID: id, Component: component, AggregateID: e.AggregateID, EventType: e.Type, Sequence: e.Sequence, ParksAggregate: true})
 	b.Query(`INSERT INTO parked_aggregates (component, aggregate_id, aggregate_type, sequence_number, dlq_id, reason, parked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		component, e.AggregateID, e.AggregateType, e.Sequence, id, cause.Error(), now)
-	if err := session.ExecuteBatch(b); err != nil {
+	if err := b.exec(); err != nil {
 		return id, fmt.Errorf("dead-lettering %s %d and parking it: %w", e.AggregateID, e.Sequence, err)
 	}
 	return id, nil
 }
 
 // findEvent finds component's dead letter of an aggregate's event.
-func findEvent(ctx context.Context, session *gocql.Session, component string, aggregateID gocql.UUID, seq int64) (gocql.UUID, bool, error) {
-	iter := session.Query(`SELECT id, component, sequence_number FROM dead_letters_by_aggregate WHERE aggregate_id = ?`, aggregateID).
+func (s *Store) findEvent(ctx context.Context, component string, aggregateID gocql.UUID, seq int64) (gocql.UUID, bool, error) {
+	iter := s.query(`SELECT id, component, sequence_number FROM dead_letters_by_aggregate WHERE aggregate_id = ?`, aggregateID).
 		WithContext(ctx).Idempotent(true).Iter()
 	var (
 		id   gocql.UUID
 		comp string
-		s    int64
+		sq   int64
 	)
-	for iter.Scan(&id, &comp, &s) {
-		if comp == component && s == seq {
+	for iter.Scan(&id, &comp, &sq) {
+		if comp == component && sq == seq {
 			_ = iter.Close()
 			return id, true, nil
 		}
@@ -136,31 +151,28 @@ func findEvent(ctx context.Context, session *gocql.Session, component string, ag
 // Refail counts one more failure of dead letter id: failure_count, the
 // error message, the history and last_failed_at. It reports false when the
 // dead letter no longer exists.
-func Refail(ctx context.Context, session *gocql.Session, id gocql.UUID, cause error) (bool, error) {
-	return refail(ctx, session, id, cause, time.Now().UTC())
+func (s *Store) Refail(ctx context.Context, id gocql.UUID, cause error) (bool, error) {
+	return s.refail(ctx, id, cause, time.Now().UTC())
 }
 
 // refail is a compare-and-set on failure_count, so that two failures
 // counted at once are both counted, and a purged row is not brought back
 // as a partial one by an update.
-func refail(ctx context.Context, session *gocql.Session, id gocql.UUID, cause error, now time.Time) (bool, error) {
+func (s *Store) refail(ctx context.Context, id gocql.UUID, cause error, now time.Time) (bool, error) {
 	for range 10 {
 		var (
 			count   int
 			history []string
 		)
-		err := session.Query(`SELECT failure_count, error_history FROM dead_letter_queue WHERE id = ?`, id).WithContext(ctx).Scan(&count, &history)
+		err := s.query(`SELECT failure_count, error_history FROM dead_letter_queue WHERE id = ?`, id).WithContext(ctx).Scan(&count, &history)
 		if errors.Is(err, gocql.ErrNotFound) {
 			return false, nil
 		}
 		if err != nil {
 			return false, fmt.Errorf("reading dead letter %s: %w", id, err)
 		}
-		history = append(history, historyLine(now, cause.Error()))
-		if len(history) > MaxHistory {
-			history = history[len(history)-MaxHistory:]
-		}
-		applied, err := session.Query(`UPDATE dead_letter_queue SET failure_count = ?, error_message = ?, error_history = ?, last_failed_at = ? WHERE id = ? IF failure_count = ?`,
+		history = appendHistory(history, now, cause)
+		applied, err := s.query(`UPDATE dead_letter_queue SET failure_count = ?, error_message = ?, error_history = ?, last_failed_at = ? WHERE id = ? IF failure_count = ?`,
 			count+1, cause.Error(), history, now, id, count).WithContext(ctx).MapScanCAS(map[string]any{})
 		if err != nil {
 			return false, fmt.Errorf("counting a failure of dead letter %s: %w", id, err)
@@ -174,15 +186,15 @@ func refail(ctx context.Context, session *gocql.Session, id gocql.UUID, cause er
 
 // Raw records input that could not even be tied to an aggregate (a CDC log
 // row, a record without a usable key). It parks nothing.
-func Raw(ctx context.Context, session *gocql.Session, component string, raw any, cause error) error {
+func (s *Store) Raw(ctx context.Context, component string, raw any, cause error) error {
 	now := time.Now().UTC()
 	id := gocql.UUIDFromTime(now)
 	payload, _ := json.Marshal(raw)
-	b := session.Batch(gocql.LoggedBatch).WithContext(ctx)
+	b := s.batch(ctx, gocql.LoggedBatch)
 	b.Query(`INSERT INTO dead_letter_queue (id, component, payload, error_message, error_history, failure_count, parks_aggregate, first_failed_at, last_failed_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, component, string(payload), cause.Error(), []string{historyLine(now, cause.Error())}, 1, false, now, now, now)
 	addIndexRows(b, Summary{ID: id, Component: component})
-	if err := session.ExecuteBatch(b); err != nil {
+	if err := b.exec(); err != nil {
 		return fmt.Errorf("dead-lettering unreadable input of %s: %w", component, err)
 	}
 	return nil
@@ -190,7 +202,7 @@ func Raw(ctx context.Context, session *gocql.Session, component string, raw any,
 
 // addIndexRows adds the query-table rows of a dead letter to b: by
 // component always, by event type and by aggregate when it is an event.
-func addIndexRows(b *gocql.Batch, s Summary) {
+func addIndexRows(b *batch, s Summary) {
 	b.Query(`INSERT INTO dead_letters_by_component (component, id, aggregate_id, event_type, sequence_number, parks_aggregate) VALUES (?, ?, ?, ?, ?, ?)`,
 		s.Component, s.ID, nullUUID(s.AggregateID), nullString(s.EventType), s.Sequence, s.ParksAggregate)
 	if s.EventType != "" {
@@ -205,7 +217,7 @@ func addIndexRows(b *gocql.Batch, s Summary) {
 
 // deleteRows adds the deletion of a dead letter and its query-table rows
 // to b.
-func deleteRows(b *gocql.Batch, e Summary) {
+func deleteRows(b *batch, e Summary) {
 	b.Query(`DELETE FROM dead_letter_queue WHERE id = ?`, e.ID)
 	b.Query(`DELETE FROM dead_letters_by_component WHERE component = ? AND id = ?`, e.Component, e.ID)
 	if e.EventType != "" {
@@ -219,10 +231,10 @@ func deleteRows(b *gocql.Batch, e Summary) {
 // Delete removes a dead letter and its query-table rows. It does not
 // unpark anything: purging the head of a parked aggregate goes through
 // its component (a skip request), never through Delete.
-func Delete(ctx context.Context, session *gocql.Session, e Summary) error {
-	b := session.Batch(gocql.LoggedBatch).WithContext(ctx)
+func (s *Store) Delete(ctx context.Context, e Summary) error {
+	b := s.batch(ctx, gocql.LoggedBatch)
 	deleteRows(b, e)
-	if err := session.ExecuteBatch(b); err != nil {
+	if err := b.exec(); err != nil {
 		return fmt.Errorf("deleting dead letter %s: %w", e.ID, err)
 	}
 	return nil
@@ -241,9 +253,9 @@ type ParkedAggregate struct {
 }
 
 // ReadParked reads whether component parks an aggregate, and behind what.
-func ReadParked(ctx context.Context, session *gocql.Session, component string, aggregateID gocql.UUID) (ParkedAggregate, bool, error) {
+func (s *Store) ReadParked(ctx context.Context, component string, aggregateID gocql.UUID) (ParkedAggregate, bool, error) {
 	p := ParkedAggregate{Component: component, AggregateID: aggregateID}
-	err := session.Query(`SELECT aggregate_type, sequence_number, dlq_id, reason, parked_at FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, component, aggregateID).
+	err := s.query(`SELECT aggregate_type, sequence_number, dlq_id, reason, parked_at FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, component, aggregateID).
 		WithContext(ctx).Idempotent(true).Scan(&p.AggregateType, &p.Sequence, &p.DLQID, &p.Reason, &p.ParkedAt)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return ParkedAggregate{}, false, nil
@@ -257,11 +269,20 @@ func ReadParked(ctx context.Context, session *gocql.Session, component string, a
 // IsHead reports whether e is the dead letter its aggregate is parked
 // behind for its component: discarding it without the component moving
 // past its event would let the events behind it overtake it.
-func IsHead(ctx context.Context, session *gocql.Session, e Entry) (bool, error) {
+func (s *Store) IsHead(ctx context.Context, e Entry) (bool, error) {
+	return isHead(ctx, s, e)
+}
+
+// parkedReader reads parked_aggregates (Store, Memory).
+type parkedReader interface {
+	ReadParked(ctx context.Context, component string, aggregateID gocql.UUID) (ParkedAggregate, bool, error)
+}
+
+func isHead(ctx context.Context, s parkedReader, e Entry) (bool, error) {
 	if !e.ParksAggregate || e.AggregateID == (gocql.UUID{}) {
 		return false, nil
 	}
-	p, parked, err := ReadParked(ctx, session, e.Component, e.AggregateID)
+	p, parked, err := s.ReadParked(ctx, e.Component, e.AggregateID)
 	if err != nil || !parked {
 		return false, err
 	}
@@ -275,8 +296,8 @@ func (e Entry) Summary() Summary {
 
 // ParkedRows reads component's parked aggregates with what each is parked
 // behind.
-func ParkedRows(ctx context.Context, session *gocql.Session, component string) (map[gocql.UUID]ParkedAggregate, error) {
-	iter := session.Query(`SELECT aggregate_id, aggregate_type, sequence_number, dlq_id, reason, parked_at FROM parked_aggregates WHERE component = ?`, component).
+func (s *Store) ParkedRows(ctx context.Context, component string) (map[gocql.UUID]ParkedAggregate, error) {
+	iter := s.query(`SELECT aggregate_id, aggregate_type, sequence_number, dlq_id, reason, parked_at FROM parked_aggregates WHERE component = ?`, component).
 		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
 	out := map[gocql.UUID]ParkedAggregate{}
 	p := ParkedAggregate{Component: component}
@@ -296,8 +317,8 @@ func (p ParkedAggregate) Heads(s Summary) bool {
 }
 
 // Parked reads component's parked aggregates.
-func Parked(ctx context.Context, session *gocql.Session, component string) (map[gocql.UUID]bool, error) {
-	iter := session.Query(`SELECT aggregate_id FROM parked_aggregates WHERE component = ?`, component).
+func (s *Store) Parked(ctx context.Context, component string) (map[gocql.UUID]bool, error) {
+	iter := s.query(`SELECT aggregate_id FROM parked_aggregates WHERE component = ?`, component).
 		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
 	parked := map[gocql.UUID]bool{}
 	var id gocql.UUID

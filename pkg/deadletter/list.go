@@ -57,11 +57,21 @@ type ListPage struct {
 // component partitions when no component is given) over the id range of
 // f's times, filters the rest on the rows, and reads the entries by id.
 // An entry deleted meanwhile is left out.
-func List(ctx context.Context, session *gocql.Session, f Filter, after gocql.UUID, limit int) (ListPage, error) {
+func (s *Store) List(ctx context.Context, f Filter, after gocql.UUID, limit int) (ListPage, error) {
+	return list(ctx, s, f, after, limit)
+}
+
+// lister reads summaries and entries (Store, Memory).
+type lister interface {
+	Summaries(ctx context.Context, f Filter, after gocql.UUID, n int) ([]Summary, error)
+	Get(ctx context.Context, id gocql.UUID) (Entry, bool, error)
+}
+
+func list(ctx context.Context, st lister, f Filter, after gocql.UUID, limit int) (ListPage, error) {
 	if limit < 1 {
 		return ListPage{}, fmt.Errorf("listing dead letters: limit %d", limit)
 	}
-	sums, err := Summaries(ctx, session, f, after, limit+1)
+	sums, err := st.Summaries(ctx, f, after, limit+1)
 	if err != nil {
 		return ListPage{}, err
 	}
@@ -75,7 +85,7 @@ func List(ctx context.Context, session *gocql.Session, f Filter, after gocql.UUI
 	g.SetLimit(8)
 	for i, s := range sums {
 		g.Go(func() error {
-			e, found, err := Get(gctx, session, s.ID)
+			e, found, err := st.Get(gctx, s.ID)
 			if found {
 				entries[i] = &e
 			}
@@ -96,16 +106,16 @@ func List(ctx context.Context, session *gocql.Session, f Filter, after gocql.UUI
 
 // Summaries reads up to n query-table rows matching f, newest first, older
 // than after (zero: from the newest).
-func Summaries(ctx context.Context, session *gocql.Session, f Filter, after gocql.UUID, n int) ([]Summary, error) {
+func (s *Store) Summaries(ctx context.Context, f Filter, after gocql.UUID, n int) ([]Summary, error) {
 	switch {
 	case f.AggregateID != (gocql.UUID{}):
-		return scanPartition(ctx, session, "dead_letters_by_aggregate", "aggregate_id", f.AggregateID, f, after, n)
+		return s.scanPartition(ctx, "dead_letters_by_aggregate", "aggregate_id", f.AggregateID, f, after, n)
 	case f.EventType != "":
-		return scanPartition(ctx, session, "dead_letters_by_event_type", "event_type", f.EventType, f, after, n)
+		return s.scanPartition(ctx, "dead_letters_by_event_type", "event_type", f.EventType, f, after, n)
 	case f.Component != "":
-		return scanPartition(ctx, session, "dead_letters_by_component", "component", f.Component, f, after, n)
+		return s.scanPartition(ctx, "dead_letters_by_component", "component", f.Component, f, after, n)
 	}
-	components, err := Components(ctx, session)
+	components, err := s.Components(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +127,7 @@ func Summaries(ctx context.Context, session *gocql.Session, f Filter, after gocq
 	g.SetLimit(8)
 	for _, c := range components {
 		g.Go(func() error {
-			sums, err := scanPartition(gctx, session, "dead_letters_by_component", "component", c, f, after, n)
+			sums, err := s.scanPartition(gctx, "dead_letters_by_component", "component", c, f, after, n)
 			mu.Lock()
 			all = append(all, sums...)
 			mu.Unlock()
@@ -132,8 +142,8 @@ func Summaries(ctx context.Context, session *gocql.Session, f Filter, after gocq
 }
 
 // Components lists the components that have dead letters.
-func Components(ctx context.Context, session *gocql.Session) ([]string, error) {
-	iter := session.Query(`SELECT DISTINCT component FROM dead_letters_by_component`).WithContext(ctx).Idempotent(true).Iter()
+func (s *Store) Components(ctx context.Context) ([]string, error) {
+	iter := s.query(`SELECT DISTINCT component FROM dead_letters_by_component`).WithContext(ctx).Idempotent(true).Iter()
 	var (
 		out []string
 		c   string
@@ -151,7 +161,7 @@ func Components(ctx context.Context, session *gocql.Session) ([]string, error) {
 // scanPartition reads one partition of a query table over the id range
 // that after and f's times allow, keeping the rows f matches, until it has
 // n of them.
-func scanPartition(ctx context.Context, session *gocql.Session, table, key string, value any, f Filter, after gocql.UUID, n int) ([]Summary, error) {
+func (s *Store) scanPartition(ctx context.Context, table, key string, value any, f Filter, after gocql.UUID, n int) ([]Summary, error) {
 	stmt := `SELECT id, component, aggregate_id, event_type, sequence_number, parks_aggregate FROM ` + table + ` WHERE ` + key + ` = ?`
 	args := []any{value}
 	// One upper bound only (CQL takes one per column): the tighter of the
@@ -172,16 +182,16 @@ func scanPartition(ctx context.Context, session *gocql.Session, table, key strin
 		stmt += ` AND id >= ?`
 		args = append(args, gocql.MinTimeUUID(f.Since))
 	}
-	iter := session.Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(max(2*n, 100)).Iter()
+	iter := s.query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(max(2*n, 100)).Iter()
 	var (
 		out []Summary
-		s   Summary
+		sum Summary
 	)
-	for len(out) < n && iter.Scan(&s.ID, &s.Component, &s.AggregateID, &s.EventType, &s.Sequence, &s.ParksAggregate) {
-		if f.match(s) {
-			out = append(out, s)
+	for len(out) < n && iter.Scan(&sum.ID, &sum.Component, &sum.AggregateID, &sum.EventType, &sum.Sequence, &sum.ParksAggregate) {
+		if f.match(sum) {
+			out = append(out, sum)
 		}
-		s = Summary{}
+		sum = Summary{}
 	}
 	if err := iter.Close(); err != nil {
 		return nil, fmt.Errorf("reading %s: %w", table, err)
@@ -241,42 +251,23 @@ type Stats struct {
 // dlq_retry_requests. The queue is small by construction (one dead letter
 // per parked aggregate and component); this is a scan nonetheless, run by
 // the stats endpoint and the dlq-service's gauges, not per request.
-func ReadStats(ctx context.Context, session *gocql.Session) (Stats, error) {
-	st := Stats{ByComponent: map[string]int{}, ByEventType: map[string]int{}, Parked: map[string]int{}, PendingRetries: map[string]int{}}
-	counts := map[[2]string]int{}
-	iter := session.Query(`SELECT id, component, aggregate_id, event_type, sequence_number, parks_aggregate, first_failed_at FROM dead_letter_queue`).
+func (s *Store) ReadStats(ctx context.Context) (Stats, error) {
+	st := newStats()
+	iter := s.query(`SELECT id, component, aggregate_id, event_type, sequence_number, parks_aggregate, first_failed_at FROM dead_letter_queue`).
 		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
 	var (
-		s     Summary
+		sum   Summary
 		first time.Time
 	)
-	for iter.Scan(&s.ID, &s.Component, &s.AggregateID, &s.EventType, &s.Sequence, &s.ParksAggregate, &first) {
-		st.Total++
-		counts[[2]string{s.Component, s.EventType}]++
-		st.ByComponent[s.Component]++
-		if s.EventType != "" {
-			st.ByEventType[s.EventType]++
-		}
-		if st.Oldest.ID == (gocql.UUID{}) || first.Before(st.OldestFailedAt) {
-			st.Oldest, st.OldestFailedAt = s, first
-		}
-		s, first = Summary{}, time.Time{}
+	for iter.Scan(&sum.ID, &sum.Component, &sum.AggregateID, &sum.EventType, &sum.Sequence, &sum.ParksAggregate, &first) {
+		st.add(sum, first)
+		sum, first = Summary{}, time.Time{}
 	}
 	if err := iter.Close(); err != nil {
 		return Stats{}, fmt.Errorf("reading dead_letter_queue: %w", err)
 	}
-	for k, n := range counts {
-		st.ByComponentAndType = append(st.ByComponentAndType, Count{Component: k[0], EventType: k[1], Count: n})
-	}
-	sort.Slice(st.ByComponentAndType, func(i, j int) bool {
-		a, b := st.ByComponentAndType[i], st.ByComponentAndType[j]
-		if a.Component != b.Component {
-			return a.Component < b.Component
-		}
-		return a.EventType < b.EventType
-	})
 	for table, into := range map[string]map[string]int{"parked_aggregates": st.Parked, "dlq_retry_requests": st.PendingRetries} {
-		iter := session.Query(`SELECT component FROM ` + table).WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
+		iter := s.query(`SELECT component FROM ` + table).WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
 		var c string
 		for iter.Scan(&c) {
 			into[c]++
@@ -285,7 +276,41 @@ func ReadStats(ctx context.Context, session *gocql.Session) (Stats, error) {
 			return Stats{}, fmt.Errorf("reading %s: %w", table, err)
 		}
 	}
-	return st, nil
+	st.sortCounts()
+	return *st, nil
+}
+
+func newStats() *Stats {
+	return &Stats{ByComponent: map[string]int{}, ByEventType: map[string]int{}, Parked: map[string]int{}, PendingRetries: map[string]int{}}
+}
+
+// add counts one dead letter.
+func (st *Stats) add(s Summary, firstFailed time.Time) {
+	st.Total++
+	st.ByComponent[s.Component]++
+	if s.EventType != "" {
+		st.ByEventType[s.EventType]++
+	}
+	if st.Oldest.ID == (gocql.UUID{}) || firstFailed.Before(st.OldestFailedAt) {
+		st.Oldest, st.OldestFailedAt = s, firstFailed
+	}
+	for i, c := range st.ByComponentAndType {
+		if c.Component == s.Component && c.EventType == s.EventType {
+			st.ByComponentAndType[i].Count++
+			return
+		}
+	}
+	st.ByComponentAndType = append(st.ByComponentAndType, Count{Component: s.Component, EventType: s.EventType, Count: 1})
+}
+
+func (st *Stats) sortCounts() {
+	sort.Slice(st.ByComponentAndType, func(i, j int) bool {
+		a, b := st.ByComponentAndType[i], st.ByComponentAndType[j]
+		if a.Component != b.Component {
+			return a.Component < b.Component
+		}
+		return a.EventType < b.EventType
+	})
 }
 
 // Backfill writes the query-table rows of every dead letter, for those
@@ -293,27 +318,27 @@ func ReadStats(ctx context.Context, session *gocql.Session) (Stats, error) {
 // letter purged while it runs may get its rows back; readers skip rows
 // whose dead letter is gone, and the rows expire with the partition's
 // tombstones like any other.
-func Backfill(ctx context.Context, session *gocql.Session) (int, error) {
-	iter := session.Query(`SELECT id, component, aggregate_id, event_type, sequence_number, parks_aggregate FROM dead_letter_queue`).
+func (s *Store) Backfill(ctx context.Context) (int, error) {
+	iter := s.query(`SELECT id, component, aggregate_id, event_type, sequence_number, parks_aggregate FROM dead_letter_queue`).
 		WithContext(ctx).Idempotent(true).PageSize(500).Iter()
 	var (
-		s Summary
-		n int
+		sum Summary
+		n   int
 	)
-	for iter.Scan(&s.ID, &s.Component, &s.AggregateID, &s.EventType, &s.Sequence, &s.ParksAggregate) {
+	for iter.Scan(&sum.ID, &sum.Component, &sum.AggregateID, &sum.EventType, &sum.Sequence, &sum.ParksAggregate) {
 		var exists gocql.UUID
-		err := session.Query(`SELECT id FROM dead_letters_by_component WHERE component = ? AND id = ?`, s.Component, s.ID).WithContext(ctx).Scan(&exists)
+		err := s.query(`SELECT id FROM dead_letters_by_component WHERE component = ? AND id = ?`, sum.Component, sum.ID).WithContext(ctx).Scan(&exists)
 		if errors.Is(err, gocql.ErrNotFound) {
-			b := session.Batch(gocql.UnloggedBatch).WithContext(ctx)
-			addIndexRows(b, s)
-			err = session.ExecuteBatch(b)
+			b := s.batch(ctx, gocql.UnloggedBatch)
+			addIndexRows(b, sum)
+			err = b.exec()
 			n++
 		}
 		if err != nil {
 			_ = iter.Close()
-			return n, fmt.Errorf("backfilling the query rows of dead letter %s: %w", s.ID, err)
+			return n, fmt.Errorf("backfilling the query rows of dead letter %s: %w", sum.ID, err)
 		}
-		s = Summary{}
+		sum = Summary{}
 	}
 	if err := iter.Close(); err != nil {
 		return n, fmt.Errorf("reading dead_letter_queue: %w", err)

@@ -55,7 +55,7 @@ type Request struct {
 // pending; then it returns that one with created false, and the caller
 // waits for its outcome instead: two retries of one dead letter at once
 // are one re-drive. r.ID and r.RequestedAt are set when zero.
-func Submit(ctx context.Context, session *gocql.Session, r Request) (Request, bool, error) {
+func (s *Store) Submit(ctx context.Context, r Request) (Request, bool, error) {
 	if r.RequestedAt.IsZero() {
 		r.RequestedAt = time.Now().UTC()
 	}
@@ -66,7 +66,7 @@ func Submit(ctx context.Context, session *gocql.Session, r Request) (Request, bo
 	for range 3 {
 		existing := map[string]any{}
 		var applied bool
-		applied, err = session.Query(`INSERT INTO dlq_retry_requests (component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+		applied, err = s.query(`INSERT INTO dlq_retry_requests (component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
 			r.Component, r.AggregateID, r.ID, r.DLQID, string(r.Action), r.RequestedBy, r.RequestedAt).WithContext(ctx).MapScanCAS(existing)
 		if err == nil {
 			if applied {
@@ -80,7 +80,7 @@ func Submit(ctx context.Context, session *gocql.Session, r Request) (Request, bo
 		// The outcome is unknown (a timeout, contention on the Paxos
 		// round of retries asked at once): a read at serial consistency
 		// completes any round in progress and says which request won.
-		cur, found, rerr := pendingFor(ctx, session, r.Component, r.AggregateID, gocql.LocalSerial)
+		cur, found, rerr := s.pendingFor(ctx, r.Component, r.AggregateID, gocql.LocalSerial)
 		if rerr == nil && found {
 			return cur, cur.ID == r.ID, nil
 		}
@@ -103,8 +103,8 @@ func requestOf(row map[string]any) Request {
 }
 
 // Pending reads component's pending requests.
-func Pending(ctx context.Context, session *gocql.Session, component string) ([]Request, error) {
-	iter := session.Query(`SELECT component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at, claimed_by FROM dlq_retry_requests WHERE component = ?`, component).
+func (s *Store) Pending(ctx context.Context, component string) ([]Request, error) {
+	iter := s.query(`SELECT component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at, claimed_by FROM dlq_retry_requests WHERE component = ?`, component).
 		WithContext(ctx).Idempotent(true).PageSize(1000).Iter()
 	var out []Request
 	for {
@@ -121,14 +121,14 @@ func Pending(ctx context.Context, session *gocql.Session, component string) ([]R
 }
 
 // PendingFor reads the pending request of component for an aggregate.
-func PendingFor(ctx context.Context, session *gocql.Session, component string, aggregateID gocql.UUID) (Request, bool, error) {
-	return pendingFor(ctx, session, component, aggregateID, 0)
+func (s *Store) PendingFor(ctx context.Context, component string, aggregateID gocql.UUID) (Request, bool, error) {
+	return s.pendingFor(ctx, component, aggregateID, 0)
 }
 
 // pendingFor reads at consistency c (0: the session's).
-func pendingFor(ctx context.Context, session *gocql.Session, component string, aggregateID gocql.UUID, c gocql.Consistency) (Request, bool, error) {
+func (s *Store) pendingFor(ctx context.Context, component string, aggregateID gocql.UUID, c gocql.Consistency) (Request, bool, error) {
 	row := map[string]any{}
-	q := session.Query(`SELECT component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at, claimed_by FROM dlq_retry_requests WHERE component = ? AND aggregate_id = ?`, component, aggregateID).
+	q := s.query(`SELECT component, aggregate_id, request_id, dlq_id, action, requested_by, requested_at, claimed_by FROM dlq_retry_requests WHERE component = ? AND aggregate_id = ?`, component, aggregateID).
 		WithContext(ctx).Idempotent(true)
 	if c != 0 {
 		q = q.Consistency(c)
@@ -175,10 +175,10 @@ type Result struct {
 }
 
 // ReadResult reads the outcome of request id, if it is finished.
-func ReadResult(ctx context.Context, session *gocql.Session, id gocql.UUID) (Result, bool, error) {
+func (s *Store) ReadResult(ctx context.Context, id gocql.UUID) (Result, bool, error) {
 	r := Result{RequestID: id}
 	var action string
-	err := session.Query(`SELECT component, aggregate_id, dlq_id, action, requested_by, status, detail, applied, progress, head, head_dlq_id, finished_at FROM dlq_retry_results WHERE request_id = ?`, id).
+	err := s.query(`SELECT component, aggregate_id, dlq_id, action, requested_by, status, detail, applied, progress, head, head_dlq_id, finished_at FROM dlq_retry_results WHERE request_id = ?`, id).
 		WithContext(ctx).Idempotent(true).Scan(&r.Component, &r.AggregateID, &r.DLQID, &action, &r.RequestedBy, &r.Status, &r.Detail, &r.Applied, &r.Progress, &r.Head, &r.HeadDLQID, &r.FinishedAt)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return Result{}, false, nil
@@ -193,11 +193,20 @@ func ReadResult(ctx context.Context, session *gocql.Session, id gocql.UUID) (Res
 // AwaitResult reads the outcome of request id every `every` until it is
 // there or ctx ends (then it returns found false and no error, unless the
 // caller's own context was cancelled).
-func AwaitResult(ctx context.Context, session *gocql.Session, id gocql.UUID, every time.Duration) (Result, bool, error) {
+func (s *Store) AwaitResult(ctx context.Context, id gocql.UUID, every time.Duration) (Result, bool, error) {
+	return awaitResult(ctx, s, id, every)
+}
+
+// resultReader reads dlq_retry_results (Store, Memory).
+type resultReader interface {
+	ReadResult(ctx context.Context, id gocql.UUID) (Result, bool, error)
+}
+
+func awaitResult(ctx context.Context, s resultReader, id gocql.UUID, every time.Duration) (Result, bool, error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		r, found, err := ReadResult(ctx, session, id)
+		r, found, err := s.ReadResult(ctx, id)
 		if found || (err != nil && ctx.Err() == nil) {
 			return r, found, err
 		}
@@ -237,16 +246,36 @@ type Outcome struct {
 //   - e's event failed again: e counts one more failure (Park did that when
 //     it was dead-lettered again; Settle does it for any other error), and
 //     the aggregate stays parked (failed).
-func Settle(ctx context.Context, session *gocql.Session, e Entry, o Outcome) (Result, error) {
+func (s *Store) Settle(ctx context.Context, e Entry, o Outcome) (Result, error) {
+	return settle(ctx, s, e, o)
+}
+
+// Resolve deletes dead letter e and unparks its aggregate, at once.
+func (s *Store) Resolve(ctx context.Context, e Entry) error {
+	b := s.batch(ctx, gocql.LoggedBatch)
+	deleteRows(b, e.Summary())
+	b.Query(`DELETE FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, e.Component, e.AggregateID)
+	if err := b.exec(); err != nil {
+		return fmt.Errorf("deleting dead letter %s and unparking %s: %w", e.ID, e.AggregateID, err)
+	}
+	return nil
+}
+
+// settler is what Settle changes (Store, Memory).
+type settler interface {
+	parkedReader
+	Resolve(ctx context.Context, e Entry) error
+	Delete(ctx context.Context, e Summary) error
+	Refail(ctx context.Context, id gocql.UUID, cause error) (bool, error)
+}
+
+func settle(ctx context.Context, s settler, e Entry, o Outcome) (Result, error) {
 	res := Result{Applied: o.Applied, Progress: o.Progress, Head: o.Head}
 	passed := o.Progress >= e.Sequence
 	switch {
 	case passed && !o.Parked:
-		b := session.Batch(gocql.LoggedBatch).WithContext(ctx)
-		deleteRows(b, e.Summary())
-		b.Query(`DELETE FROM parked_aggregates WHERE component = ? AND aggregate_id = ?`, e.Component, e.AggregateID)
-		if err := session.ExecuteBatch(b); err != nil {
-			return res, fmt.Errorf("deleting dead letter %s and unparking %s: %w", e.ID, e.AggregateID, err)
+		if err := s.Resolve(ctx, e); err != nil {
+			return res, err
 		}
 		res.Status, res.Unparked = StatusSucceeded, true
 		res.Detail = fmt.Sprintf("re-driven through sequence %d; the aggregate is unparked", o.Progress)
@@ -255,7 +284,7 @@ func Settle(ctx context.Context, session *gocql.Session, e Entry, o Outcome) (Re
 		}
 		return res, nil
 	case passed:
-		if err := Delete(ctx, session, e.Summary()); err != nil {
+		if err := s.Delete(ctx, e.Summary()); err != nil {
 			return res, err
 		}
 	case !o.Parked:
@@ -263,12 +292,12 @@ func Settle(ctx context.Context, session *gocql.Session, e Entry, o Outcome) (Re
 		if cause == nil {
 			cause = fmt.Errorf("the re-drive stopped at sequence %d, before %d", o.Progress, e.Sequence)
 		}
-		if _, err := Refail(ctx, session, e.ID, cause); err != nil {
+		if _, err := s.Refail(ctx, e.ID, cause); err != nil {
 			return res, err
 		}
 	}
 	res.Status = StatusFailed
-	p, parked, err := ReadParked(ctx, session, e.Component, e.AggregateID)
+	p, parked, err := s.ReadParked(ctx, e.Component, e.AggregateID)
 	if err != nil {
 		return res, err
 	}
@@ -310,10 +339,22 @@ func (c RetryConfig) Validate() error {
 // (the database); the request is then answered failed with it.
 type Redrive func(ctx context.Context, req Request, e Entry) (Result, error)
 
+// RequestStore is what a Retrier reads and writes (Store, Memory).
+type RequestStore interface {
+	parkedReader
+	resultReader
+	Get(ctx context.Context, id gocql.UUID) (Entry, bool, error)
+	Pending(ctx context.Context, component string) ([]Request, error)
+	Claim(ctx context.Context, req Request, owner string, ttl time.Duration) (bool, error)
+	Finish(ctx context.Context, res Result) error
+	DeleteRequest(ctx context.Context, req Request) error
+	Release(ctx context.Context, req Request, owner string) error
+}
+
 // Retrier serves one component's retry requests.
 type Retrier struct {
 	cfg       RetryConfig
-	session   *gocql.Session
+	store     RequestStore
 	component string
 	owner     string
 	redrive   Redrive
@@ -321,16 +362,16 @@ type Retrier struct {
 	outcomes  *prometheus.CounterVec
 }
 
-// NewRetrier builds the retrier of component. Its counter
+// NewRetrierOn builds the retrier of component over store. Its counter
 // orderstream_dlq_redrives_total{component, action, status} is registered
 // with reg.
-func NewRetrier(cfg RetryConfig, session *gocql.Session, component string, redrive Redrive, logger zerolog.Logger, reg prometheus.Registerer) (*Retrier, error) {
+func NewRetrierOn(cfg RetryConfig, store RequestStore, component string, redrive Redrive, logger zerolog.Logger, reg prometheus.Registerer) (*Retrier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("retrier: %w", err)
 	}
 	host, _ := os.Hostname()
 	r := &Retrier{
-		cfg: cfg, session: session, component: component, redrive: redrive,
+		cfg: cfg, store: store, component: component, redrive: redrive,
 		owner:  fmt.Sprintf("%s/%d/%s", host, os.Getpid(), gocql.TimeUUID()),
 		logger: logger.With().Str("component", component).Logger(),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "dlq", Name: "redrives_total",
@@ -352,7 +393,7 @@ func (r *Retrier) Every() time.Duration { return r.cfg.Every }
 // has taken, one at a time. Failures are logged and left for the next
 // Poll: it returns an error only when ctx ended.
 func (r *Retrier) Poll(ctx context.Context) error {
-	reqs, err := Pending(ctx, r.session, r.component)
+	reqs, err := r.store.Pending(ctx, r.component)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -367,7 +408,7 @@ func (r *Retrier) Poll(ctx context.Context) error {
 		if req.ClaimedBy != "" {
 			continue
 		}
-		taken, err := r.claim(ctx, req)
+		taken, err := r.store.Claim(ctx, req, r.owner, r.cfg.ClaimFor)
 		if err != nil {
 			r.logger.Warn().Err(err).Str("request_id", req.ID.String()).Msg("taking a retry request")
 			continue
@@ -379,12 +420,15 @@ func (r *Retrier) Poll(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// claim takes req for this replica for ClaimFor: the claim's TTL frees it
-// for another replica should this one die meanwhile.
-func (r *Retrier) claim(ctx context.Context, req Request) (bool, error) {
-	applied, err := r.session.Query(`UPDATE dlq_retry_requests USING TTL ? SET claimed_by = ? WHERE component = ? AND aggregate_id = ? IF request_id = ? AND claimed_by = null`,
-		int(r.cfg.ClaimFor.Seconds()), r.owner, r.component, req.AggregateID, req.ID).WithContext(ctx).MapScanCAS(map[string]any{})
-	return applied, err
+// Claim takes req for owner for ttl unless another owner has it: the
+// claim's TTL frees it for another replica should this one die meanwhile.
+func (s *Store) Claim(ctx context.Context, req Request, owner string, ttl time.Duration) (bool, error) {
+	applied, err := s.query(`UPDATE dlq_retry_requests USING TTL ? SET claimed_by = ? WHERE component = ? AND aggregate_id = ? IF request_id = ? AND claimed_by = null`,
+		int(ttl.Seconds()), owner, req.Component, req.AggregateID, req.ID).WithContext(ctx).MapScanCAS(map[string]any{})
+	if err != nil {
+		return false, fmt.Errorf("taking retry request %s: %w", req.ID, err)
+	}
+	return applied, nil
 }
 
 func (r *Retrier) serve(parent context.Context, req Request) {
@@ -393,10 +437,10 @@ func (r *Retrier) serve(parent context.Context, req Request) {
 	log := r.logger.With().Str("request_id", req.ID.String()).Str("aggregate_id", req.AggregateID.String()).Str("dlq_id", req.DLQID.String()).
 		Str("action", string(req.Action)).Str("requested_by", req.RequestedBy).Logger()
 	start := time.Now()
-	if _, done, err := ReadResult(ctx, r.session, req.ID); err == nil && done {
+	if _, done, err := r.store.ReadResult(ctx, req.ID); err == nil && done {
 		// Done by a taker whose deletion of the request was lost: its
 		// outcome stands.
-		if err := r.deleteRequest(ctx, req); err != nil {
+		if err := r.store.DeleteRequest(ctx, req); err != nil {
 			log.Warn().Err(err).Msg("deleting a retry request already done")
 		}
 		return
@@ -423,7 +467,7 @@ func (r *Retrier) serve(parent context.Context, req Request) {
 	}
 	res.RequestID, res.Component, res.AggregateID, res.DLQID, res.Action, res.RequestedBy = req.ID, req.Component, req.AggregateID, req.DLQID, req.Action, req.RequestedBy
 	res.FinishedAt = time.Now().UTC()
-	if err := r.finish(ctx, res); err != nil {
+	if err := r.store.Finish(ctx, res); err != nil {
 		log.Warn().Err(err).Msg("recording the outcome of a retry request; it is done again once its claim expires")
 		return
 	}
@@ -437,14 +481,14 @@ func (r *Retrier) serve(parent context.Context, req Request) {
 
 // run carries out req; e is set to the dead letter it concerns once known.
 func (r *Retrier) run(ctx context.Context, req Request, out *Entry) (Result, error) {
-	e, found, err := Get(ctx, r.session, req.DLQID)
+	e, found, err := r.store.Get(ctx, req.DLQID)
 	if err != nil {
 		return Result{}, err
 	}
 	if !found {
 		// Gone, unless its aggregate is still parked behind it (a purge
 		// that deleted it without the component): re-drive from the park.
-		p, parked, err := ReadParked(ctx, r.session, req.Component, req.AggregateID)
+		p, parked, err := r.store.ReadParked(ctx, req.Component, req.AggregateID)
 		if err != nil {
 			return Result{}, err
 		}
@@ -460,26 +504,27 @@ func (r *Retrier) run(ctx context.Context, req Request, out *Entry) (Result, err
 	return r.redrive(ctx, req, e)
 }
 
-func (r *Retrier) finish(ctx context.Context, res Result) error {
+// Finish records the outcome of a request and deletes the request.
+func (s *Store) Finish(ctx context.Context, res Result) error {
 	var head any
 	if res.HeadDLQID != (gocql.UUID{}) {
 		head = res.HeadDLQID
 	}
-	if err := r.session.Query(`INSERT INTO dlq_retry_results (request_id, component, aggregate_id, dlq_id, action, requested_by, status, detail, applied, progress, head, head_dlq_id, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if err := s.query(`INSERT INTO dlq_retry_results (request_id, component, aggregate_id, dlq_id, action, requested_by, status, detail, applied, progress, head, head_dlq_id, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		res.RequestID, res.Component, res.AggregateID, res.DLQID, string(res.Action), res.RequestedBy, res.Status, res.Detail, res.Applied, res.Progress, res.Head, head, res.FinishedAt).
 		WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("writing the outcome of retry request %s: %w", res.RequestID, err)
 	}
-	return r.deleteRequest(ctx, Request{Component: res.Component, AggregateID: res.AggregateID, ID: res.RequestID})
+	return s.DeleteRequest(ctx, Request{Component: res.Component, AggregateID: res.AggregateID, ID: res.RequestID})
 }
 
-// deleteRequest deletes a done request. IF request_id: a request taken
+// DeleteRequest deletes a done request. IF request_id: a request taken
 // again after this replica's claim expired, done and followed by a new
 // one, must not lose the new one.
-func (r *Retrier) deleteRequest(ctx context.Context, req Request) error {
+func (s *Store) DeleteRequest(ctx context.Context, req Request) error {
 	var err error
 	for range 3 {
-		_, err = r.session.Query(`DELETE FROM dlq_retry_requests WHERE component = ? AND aggregate_id = ? IF request_id = ?`, req.Component, req.AggregateID, req.ID).
+		_, err = s.query(`DELETE FROM dlq_retry_requests WHERE component = ? AND aggregate_id = ? IF request_id = ?`, req.Component, req.AggregateID, req.ID).
 			WithContext(ctx).MapScanCAS(map[string]any{})
 		if err == nil || !cql.WriteUnavailable(err) || ctx.Err() != nil {
 			break
@@ -491,13 +536,22 @@ func (r *Retrier) deleteRequest(ctx context.Context, req Request) error {
 	return nil
 }
 
+// Release frees a request taken by owner.
+func (s *Store) Release(ctx context.Context, req Request, owner string) error {
+	_, err := s.query(`UPDATE dlq_retry_requests SET claimed_by = null WHERE component = ? AND aggregate_id = ? IF claimed_by = ?`, req.Component, req.AggregateID, owner).
+		WithContext(ctx).MapScanCAS(map[string]any{})
+	if err != nil {
+		return fmt.Errorf("releasing retry request %s: %w", req.ID, err)
+	}
+	return nil
+}
+
 // release frees a taken request (best effort, at shutdown).
 func (r *Retrier) release(req Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := r.session.Query(`UPDATE dlq_retry_requests SET claimed_by = null WHERE component = ? AND aggregate_id = ? IF claimed_by = ?`, r.component, req.AggregateID, r.owner).
-		WithContext(ctx).MapScanCAS(map[string]any{})
-	if err != nil {
+	req.Component = r.component
+	if err := r.store.Release(ctx, req, r.owner); err != nil {
 		r.logger.Debug().Err(err).Msg("releasing a retry request at shutdown; it is taken again once its claim expires")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -12,8 +11,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/metrics"
 )
+
+// conflictBackoff spreads the contenders of a hot aggregate after a
+// conflict: a delay drawn from [0, 2ⁿ ms), at most 64 ms.
+var conflictBackoff = backoff.Policy{Initial: time.Millisecond, Max: 64 * time.Millisecond}
 
 // Aggregate is what the repository needs of a pure domain aggregate with
 // state S, commands C and events E.
@@ -86,9 +90,20 @@ type Result[E any] struct {
 	Retries int   // conflicts lost before the commit went through
 }
 
+// RepositoryStore is what a Repository needs of an event store: *Store
+// and the in-memory twin (memstore) both satisfy it.
+type RepositoryStore interface {
+	Append(ctx context.Context, aggregateType string, id gocql.UUID, expected int64, events []Event) (int64, error)
+	Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(Event) error) error
+	LatestSnapshot(ctx context.Context, id gocql.UUID, maxVersion int64) (Snapshot, bool, error)
+	SaveSnapshot(ctx context.Context, snap Snapshot) error
+	// Config gives SnapshotEvery.
+	Config() Config
+}
+
 // Repository loads, decides and commits one aggregate type.
 type Repository[S, C, E any] struct {
-	store      *Store
+	store      RepositoryStore
 	agg        Aggregate[S, C, E]
 	codec      Codec[S, E]
 	upcasters  *Upcasters
@@ -105,7 +120,7 @@ type RepositoryConfig struct {
 }
 
 // NewRepository builds the repository of one aggregate type.
-func NewRepository[S, C, E any](store *Store, agg Aggregate[S, C, E], codec Codec[S, E], upcasters *Upcasters, cfg RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Repository[S, C, E], error) {
+func NewRepository[S, C, E any](store RepositoryStore, agg Aggregate[S, C, E], codec Codec[S, E], upcasters *Upcasters, cfg RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Repository[S, C, E], error) {
 	r := &Repository[S, C, E]{
 		store: store, agg: agg, codec: codec, upcasters: upcasters,
 		maxRetries: cfg.MaxConflictRetries, logger: logger.With().Str("aggregate_type", agg.Type).Logger(),
@@ -164,11 +179,8 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, 
 		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.ExpectedVersion == nil && attempt < r.maxRetries {
 			// Jittered backoff spreads the contenders of a hot aggregate so
 			// that a loser does not lose again to the same crowd.
-			wait := rand.N(time.Duration(min(1<<attempt, 64)) * time.Millisecond)
-			select {
-			case <-ctx.Done():
+			if !backoff.Sleep(ctx, conflictBackoff.FullJitter(attempt+1)) {
 				return Result[E]{}, fmt.Errorf("retrying after conflict: %w", ctx.Err())
-			case <-time.After(wait):
 			}
 			continue
 		}
@@ -205,7 +217,7 @@ func (r *Repository[S, C, E]) encode(events []E, meta Metadata) ([]Event, error)
 // SnapshotEvery. Failure is logged and counted, never returned: the
 // events are committed and snapshots are only an optimisation.
 func (r *Repository[S, C, E]) maybeSnapshot(ctx context.Context, id gocql.UUID, state S, before int64, events []E, after int64) {
-	every := int64(r.store.cfg.SnapshotEvery)
+	every := int64(r.store.Config().SnapshotEvery)
 	if every == 0 || after/every == before/every {
 		return
 	}
@@ -239,7 +251,7 @@ func (r *Repository[S, C, E]) StateAt(ctx context.Context, id gocql.UUID, upTo i
 		state   S
 		version int64
 	)
-	if r.store.cfg.SnapshotEvery > 0 {
+	if r.store.Config().SnapshotEvery > 0 {
 		snap, ok, err := r.store.LatestSnapshot(ctx, id, upTo)
 		if err != nil {
 			return state, 0, err

@@ -4,6 +4,13 @@
 // commit"): the aggregate's static current_sequence is checked and advanced
 // and every new event row is inserted in one Paxos round, so a commit is
 // atomic, isolated and linearizable per aggregate.
+//
+// It is the only code that names event_store: what other packages read of
+// it (an aggregate's head, heads by token range or by recent commit, the
+// relay's published mark, the backlog) are Store methods (heads.go), and
+// each consumer declares the small interface it uses. memstore is the
+// in-memory twin for unit tests; eventstoretest.Suite is the contract both
+// keep.
 package eventstore
 
 import (

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orderstream/orderstream/pkg/backoff"
 )
 
 // problemTypeBase prefixes the type of every orderstream problem answer.
@@ -92,7 +94,7 @@ func retryable(a answer) bool {
 // headers (so the same Idempotency-Key) while the answer is retryable and
 // retries are left. It gives up early only when ctx ends.
 func (s *sender) do(ctx context.Context, method, url string, body []byte, header http.Header) answer {
-	wait := s.backoff
+	policy := backoff.Policy{Initial: s.backoff, Max: s.maxBackoff}
 	for attempts := 1; ; attempts++ {
 		a := s.once(ctx, method, url, body, header)
 		a.attempts = attempts
@@ -101,7 +103,9 @@ func (s *sender) do(ctx context.Context, method, url string, body []byte, header
 		}
 		// Jitter, so that clients that failed together do not retry
 		// together; added, never taken off, so that the retries last at
-		// least as long as the backoff promises.
+		// least as long as the backoff promises, and drawn from the
+		// load's seeded source, so that a run can be repeated.
+		wait := policy.Nominal(attempts)
 		pause := wait + time.Duration(s.rng.Int64N(int64(wait/2)+1))
 		if a.retryAfter > pause {
 			pause = min(a.retryAfter, s.maxBackoff)
@@ -113,7 +117,6 @@ func (s *sender) do(ctx context.Context, method, url string, body []byte, header
 			return a
 		case <-t.C:
 		}
-		wait = min(2*wait, s.maxBackoff)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/IBM/sarama"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/config"
 )
 
@@ -117,21 +118,19 @@ func (c Config) Sarama(clientID string) (*sarama.Config, error) {
 // Connect opens a client to the brokers, retrying for up to StartupWait.
 func Connect(ctx context.Context, c Config, sc *sarama.Config) (sarama.Client, error) {
 	deadline := time.Now().Add(c.StartupWait)
-	wait := 250 * time.Millisecond
+	bo := backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}.Start()
 	for attempt := 1; ; attempt++ {
 		client, err := sarama.NewClient(c.Brokers, sc)
 		if err == nil {
 			return client, nil
 		}
+		wait := bo.Next()
 		if time.Now().Add(wait).After(deadline) {
 			return nil, fmt.Errorf("connecting to Kafka %s after %d attempts: %w", strings.Join(c.Brokers, ","), attempt, err)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil, fmt.Errorf("connecting to Kafka: %w", ctx.Err())
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

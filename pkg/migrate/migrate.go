@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/cql"
 )
@@ -149,12 +149,11 @@ func (m *Migrator) bootstrap(ctx context.Context) error {
 // repeat of one that did apply changes nothing.
 func (m *Migrator) exec(ctx context.Context, stmt string) error {
 	var err error
+	bo := backoff.Policy{Initial: 2 * time.Second, Max: 4 * time.Second}.Start()
 	for attempt := range 4 {
 		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * time.Second):
+			if err := bo.Wait(ctx); err != nil {
+				return err
 			}
 		}
 		if err = m.session.Query(stmt).WithContext(ctx).Consistency(gocql.All).Exec(); !errors.Is(err, gocql.ErrTimeoutNoResponse) {
@@ -174,7 +173,7 @@ func (m *Migrator) exec(ctx context.Context, stmt string) error {
 // migrator holds it. The TTL frees the lock of a migrator that crashed.
 func (m *Migrator) lock(ctx context.Context) (release func(), err error) {
 	deadline := time.Now().Add(m.cfg.LockWait)
-	wait := 100 * time.Millisecond
+	bo := backoff.Policy{Initial: 100 * time.Millisecond, Max: 2 * time.Second}.Start()
 	for {
 		holder := map[string]any{}
 		applied, err := m.session.Query(
@@ -192,12 +191,9 @@ func (m *Migrator) lock(ctx context.Context) (release func(), err error) {
 			return nil, fmt.Errorf("migration lock held by %v since %v; gave up after %s", holder["owner"], holder["acquired_at"], m.cfg.LockWait)
 		}
 		m.logger.Info().Any("holder", holder["owner"]).Msg("waiting for another migrator")
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait + rand.N(wait/2)):
+		if err := bo.Wait(ctx); err != nil {
+			return nil, err
 		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
 
-	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/record"
+	"github.com/orderstream/orderstream/pkg/supervise"
 )
 
 // claimState is one claimed partition's progress.
@@ -42,15 +43,38 @@ func (c *claimState) lag() int64 {
 	return hwm - next
 }
 
-// Run consumes the view's topic as a member of the projector's consumer
-// group until ctx ends: first finishing a rebuild left running (or one
-// requested by RequestRebuild), then applying records. A failure that
-// outlasts the retries ends Run with an error; its supervisor restarts it,
-// and the uncommitted records are delivered again (and skipped where
-// already applied).
+// Run runs the projector's workers (Workers) together on a Kafka client of
+// their own until ctx ends or one fails, for tests and tools that run a
+// projector without a supervisor; a service runs them as supervised
+// workers of their own on the client its readiness check pings (Wire).
 func (p *Projector[S]) Run(ctx context.Context, brokers []string, sc *sarama.Config) error {
-	stopRetries := p.serveRetries(ctx) // the dlq-service's retry requests (retry.go)
-	defer stopRetries()
+	record.ConsumerConfig(sc)
+	client, err := sarama.NewClient(brokers, sc)
+	if err != nil {
+		return fmt.Errorf("connecting to Kafka: %w", err)
+	}
+	defer func() { _ = client.Close() }()
+	return supervise.RunAll(ctx, p.Workers(client)...)
+}
+
+// Workers are the projector's two workers: the consumer ("projector",
+// Consume) and the redrive worker ("redrive", RedriveWorker).
+func (p *Projector[S]) Workers(client sarama.Client) []supervise.Worker {
+	return []supervise.Worker{
+		{Name: "projector", Run: func(ctx context.Context) error { return p.Consume(ctx, OnClient(client)) }},
+		p.RedriveWorker(),
+	}
+}
+
+// Consume consumes the view's topic as a member of the projector's
+// consumer group, joined through join (OnClient on a client configured with
+// record.ConsumerConfig; recordtest's in-memory group in tests), until ctx
+// ends: first finishing a rebuild left running (or one requested by
+// RequestRebuild), then applying records. A failure that outlasts the
+// retries ends it with an error; its supervisor restarts it, and the
+// uncommitted records are delivered again (and skipped where already
+// applied).
+func (p *Projector[S]) Consume(ctx context.Context, join JoinGroup) error {
 	running, err := p.rebuildPending(ctx)
 	if err != nil {
 		return err
@@ -69,11 +93,7 @@ func (p *Projector[S]) Run(ctx context.Context, brokers []string, sc *sarama.Con
 			return err
 		}
 	}
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	sc.Consumer.Offsets.AutoCommit.Enable = true
-	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
-	sc.Consumer.Return.Errors = true
-	group, err := sarama.NewConsumerGroup(brokers, p.cfg.Group, sc)
+	group, err := join(p.cfg.Group)
 	if err != nil {
 		return fmt.Errorf("joining consumer group %s: %w", p.cfg.Group, err)
 	}
@@ -200,14 +220,13 @@ func (h *handler[S]) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama
 			if !ok {
 				return nil
 			}
-			rec, err := Decode(msg)
+			rec, err := decode(msg)
 			if err != nil {
 				// Not even placeable: nothing to park, nothing to fill.
-				if derr := deadletter.Raw(ctx, p.session, p.component, map[string]any{"partition": msg.Partition, "offset": msg.Offset, "key": string(msg.Key)}, err); derr != nil {
+				if derr := p.parking.Raw(ctx, map[string]any{"partition": msg.Partition, "offset": msg.Offset, "key": string(msg.Key)}, err); derr != nil {
 					h.fail(derr)
 					return nil
 				}
-				p.m.deadLettered.Inc()
 			} else if err := p.handleRetrying(ctx, rec); err != nil {
 				if ctx.Err() == nil {
 					c.mu.Lock()

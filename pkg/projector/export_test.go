@@ -6,7 +6,18 @@ import "context"
 // records through Handle.
 
 // ServeRetries runs the retry loop until stop is called.
-func (p *Projector[S]) ServeRetries(ctx context.Context) (stop func()) { return p.serveRetries(ctx) }
+func (p *Projector[S]) ServeRetries(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.RedriveWorker().Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
 // RefreshParked reloads the parked set now.
 func (p *Projector[S]) RefreshParked(ctx context.Context) { p.refreshParked(ctx) }

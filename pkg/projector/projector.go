@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,19 +24,20 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/logging"
 	"github.com/orderstream/orderstream/pkg/metrics"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
+	"github.com/orderstream/orderstream/pkg/redrive"
 )
 
 // Config tunes a projector.
 type Config struct {
 	Group              string        `mapstructure:"group" help:"Kafka consumer group (empty: projector-<view name>)"`
-	TopicPrefix        string        `mapstructure:"topic_prefix" help:"the relay's topic prefix: the view's topic is <topic_prefix>.<aggregate type>s.v1"`
 	ReadyMaxLag        int64         `mapstructure:"ready_max_lag" help:"records behind the ends of the claimed partitions above which /readyz reports not ready"`
 	MaxAttempts        int           `mapstructure:"max_attempts" help:"attempts at applying one record on transient errors before the consumer restarts"`
 	InitialBackoff     time.Duration `mapstructure:"initial_backoff" help:"first pause between attempts"`
@@ -46,6 +46,9 @@ type Config struct {
 	ParkedEvery        time.Duration `mapstructure:"parked_every" help:"how often the parked aggregates are re-read (the dlq-service unparks them)"`
 	RebuildRanges      int           `mapstructure:"rebuild_ranges" help:"token ranges a rebuild's scan of event_store is split into"`
 	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"aggregates rebuilt at once"`
+	// Topics names the topics (key topic_prefix, the relay's prefix): the
+	// prefix is defined once, in the record contract.
+	record.Topics `mapstructure:",squash"`
 	// Retry is how the projector serves the dlq-service's retry requests
 	// (retry.go).
 	Retry deadletter.RetryConfig `mapstructure:"retry"`
@@ -54,7 +57,7 @@ type Config struct {
 // DefaultConfig suits the local stack.
 func DefaultConfig() Config {
 	return Config{
-		TopicPrefix: relay.DefaultTopicPrefix, ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
+		Topics: record.DefaultTopics(), ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, RebuildRanges: 64, RebuildParallelism: 16,
 		Retry: deadletter.DefaultRetryConfig(),
 	}
@@ -68,7 +71,6 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Errorf(key, format, args...))
 		}
 	}
-	check(c.TopicPrefix != "", "topic_prefix", "must not be empty")
 	check(c.ReadyMaxLag >= 0, "ready_max_lag", "must not be negative, got %d", c.ReadyMaxLag)
 	check(c.MaxAttempts >= 1, "max_attempts", "must be at least 1, got %d", c.MaxAttempts)
 	check(c.InitialBackoff > 0, "initial_backoff", "must be positive, got %s", c.InitialBackoff)
@@ -77,23 +79,26 @@ func (c Config) Validate() error {
 	check(c.ParkedEvery > 0, "parked_every", "must be positive, got %s", c.ParkedEvery)
 	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
 	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
-	return errors.Join(append(errs, config.Nest("retry", c.Retry.Validate()))...)
+	return errors.Join(append(errs, c.Topics.Validate(), config.Nest("retry", c.Retry.Validate()))...)
 }
 
 // Projector applies one view's events.
 type Projector[S any] struct {
-	cfg       Config
-	view      View[S]
-	session   *gocql.Session
-	store     *eventstore.Store
-	upcasters *eventstore.Upcasters
-	logger    zerolog.Logger
-	tracer    trace.Tracer
-	m         *projectorMetrics
-	component string
+	cfg     Config
+	view    View[S]
+	session *gocql.Session
+	store   EventStore
+	// checkpoints keeps the per-aggregate checkpoints and writes the rows
+	// with them (checkpoints.go).
+	checkpoints Checkpoints
+	upcasters   *eventstore.Upcasters
+	logger      zerolog.Logger
+	tracer      trace.Tracer
+	m           *projectorMetrics
+	component   string
 
-	parked     deadletter.Set
-	parkedAt   atomic.Int64 // unix nanos of the last read of the parked set
+	parking    *redrive.Parking // dead letters, the parked set, the redrive worker (retry.go)
+	dlq        redrive.DeadLetters
 	rebuilding atomic.Bool
 	unknown    atomic.Int64
 	rebuildReq chan struct{}
@@ -116,7 +121,7 @@ type Projector[S any] struct {
 }
 
 // New builds a projector of view.
-func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventstore.Store, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Projector[S], error) {
+func New[S any](cfg Config, view View[S], session *gocql.Session, store EventStore, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Projector[S], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
@@ -139,7 +144,21 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store *eventst
 		logger: logger.With().Str("projection", view.Name).Logger(), tracer: o.tracer, m: m, component: Component(view.Name),
 		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
 	}
-	if p.redrives.retrier, err = deadletter.NewRetrier(cfg.Retry, session, p.component, p.redrive, p.logger, reg); err != nil {
+	p.checkpoints = o.checkpoints
+	if p.checkpoints == nil {
+		p.checkpoints = NewCheckpoints(session)
+	}
+	p.dlq = o.deadLetters
+	if p.dlq == nil {
+		p.dlq = deadletter.NewStore(session, "")
+	}
+	if p.parking, err = redrive.New(p.component, p.dlq, cfg.Retry, p.redrive, p.logger, reg, redrive.Options{
+		Metrics:     redrive.Metrics{Parked: m.parked, DeadLettered: m.deadLettered},
+		ReloadEvery: cfg.ParkedEvery,
+		Paused:      p.rebuilding.Load,
+		Unparked:    p.unparkedElsewhere,
+		EachRound:   p.catchUpUnparked,
+	}); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	return p, nil
@@ -154,7 +173,7 @@ func (p *Projector[S]) OnApplied(f func(id gocql.UUID, seq int64)) { p.onApplied
 func (p *Projector[S]) Name() string { return p.view.Name }
 
 // Topic is the topic the projector consumes.
-func (p *Projector[S]) Topic() string { return relay.TopicOf(p.cfg.TopicPrefix, p.view.AggregateType) }
+func (p *Projector[S]) Topic() string { return p.cfg.Topic(p.view.AggregateType) }
 
 // Component names the projector in dead_letter_queue and parked_aggregates.
 func (p *Projector[S]) Component() string { return p.component }
@@ -163,8 +182,9 @@ func (p *Projector[S]) Component() string { return p.component }
 // view (what the dlq-service's gauges are labelled with).
 func Component(view string) string { return "projector/" + view }
 
-// errPermanent marks an event that can never be applied as it is.
-var errPermanent = errors.New("event cannot be applied")
+// errPermanent marks an event that can never be applied as it is: the
+// repository's one poison sentinel, redrive.ErrPoison.
+var errPermanent = redrive.ErrPoison
 
 // checkpoint is what the projector keeps per aggregate.
 type checkpoint[S any] struct {
@@ -206,18 +226,12 @@ func (p *Projector[S]) loadCheckpoint(ctx context.Context, id gocql.UUID) (check
 	if cp, ok := p.cached(id); ok {
 		return cp, nil
 	}
-	var (
-		cp    checkpoint[S]
-		state string
-	)
-	err := p.session.Query(`SELECT sequence, state FROM projection_checkpoints WHERE projection_name = ? AND aggregate_id = ?`, p.view.Name, id).
-		WithContext(ctx).Idempotent(true).Scan(&cp.seq, &state)
-	if errors.Is(err, gocql.ErrNotFound) {
-		return cp, nil
+	var cp checkpoint[S]
+	seq, state, found, err := p.checkpoints.Load(ctx, p.view.Name, id)
+	if err != nil || !found {
+		return cp, err
 	}
-	if err != nil {
-		return cp, fmt.Errorf("reading the checkpoint of %s: %w", id, err)
-	}
+	cp.seq = seq
 	if err := json.Unmarshal([]byte(state), &cp.state); err != nil {
 		// The projector wrote it; if it cannot read it back the code
 		// changed incompatibly, and a rebuild is the way out.
@@ -271,7 +285,7 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 			p.m.gapEvents.Add(float64(rec.Sequence - cp.seq - 1))
 		}
 		fctx, span := p.tracer.Start(ctx, "projector fill gap", trace.WithAttributes(
-			relay.AttrAggregateID.String(rec.AggregateID.String()), attribute.Int64("orderstream.gap.after", cp.seq), attribute.Int64("orderstream.gap.through", rec.Sequence),
+			record.AttrAggregateID.String(rec.AggregateID.String()), attribute.Int64("orderstream.gap.after", cp.seq), attribute.Int64("orderstream.gap.through", rec.Sequence),
 			attribute.Bool("orderstream.gap.unreadable_envelope", rec.Err != nil)))
 		err := p.store.Events(fctx, rec.AggregateID, cp.seq, rec.Sequence, func(e eventstore.Event) error {
 			events = append(events, e)
@@ -364,13 +378,13 @@ func (p *Projector[S]) write(ctx context.Context, id gocql.UUID, cp checkpoint[S
 	if err != nil {
 		return fmt.Errorf("%w: encoding the state of %s: %v", errPermanent, id, err)
 	}
-	b := p.session.Batch(gocql.LoggedBatch).WithContext(ctx)
-	if err := p.view.Write(b, id, cp.state, cp.existed, state, seq); err != nil {
-		return fmt.Errorf("%w: rows of %s: %v", errPermanent, id, err)
+	err = p.checkpoints.Commit(ctx, p.view.Name, id, seq, string(encoded), func(b *gocql.Batch) error {
+		return p.view.Write(b, id, cp.state, cp.existed, state, seq)
+	})
+	if rowsErr, ok := errors.AsType[*RowsError](err); ok {
+		return fmt.Errorf("%w: rows of %s: %v", errPermanent, id, rowsErr.Err)
 	}
-	b.Query(`UPDATE projection_checkpoints SET sequence = ?, state = ?, updated_at = ? WHERE projection_name = ? AND aggregate_id = ?`,
-		seq, string(encoded), time.Now().UTC(), p.view.Name, id)
-	if err := p.session.ExecuteBatch(b); err != nil {
+	if err != nil {
 		return fmt.Errorf("writing %s of %s at %d: %w", p.view.Name, id, seq, err)
 	}
 	return nil
@@ -378,26 +392,16 @@ func (p *Projector[S]) write(ctx context.Context, id gocql.UUID, cp checkpoint[S
 
 // park dead-letters e and parks its aggregate for this projector.
 func (p *Projector[S]) park(ctx context.Context, e eventstore.Event, cause error) error {
-	dlqID, err := deadletter.Park(ctx, p.session, p.component, e, cause)
-	if err != nil {
-		return err
-	}
-	p.m.parked.Set(float64(p.parked.Add(e.AggregateID)))
-	p.m.deadLettered.Inc()
-	trace.SpanFromContext(ctx).AddEvent("dead-lettered", trace.WithAttributes(attribute.String("orderstream.dlq.id", dlqID.String())))
-	l := logging.ForEvent(ctx, p.logger, e)
-	l.Error().Err(cause).Str("event_type", e.Type).Str("dlq_id", dlqID.String()).Msg("event dead-lettered; its aggregate is parked for this projector")
-	return nil
+	_, err := p.parking.Park(ctx, e, "", cause)
+	return err
 }
 
 // isParked consults the parked set, re-read every ParkedEvery so that an
 // aggregate the dlq-service unparks flows again. A failed re-read keeps
 // the previous set.
 func (p *Projector[S]) isParked(ctx context.Context, id gocql.UUID) bool {
-	if time.Since(time.Unix(0, p.parkedAt.Load())) > p.cfg.ParkedEvery {
-		p.refreshParked(ctx)
-	}
-	return p.parked.Has(id)
+	p.parking.ReloadIfStale(ctx)
+	return p.parking.Has(id)
 }
 
 // handleRetrying applies a record, retrying transient failures with
@@ -410,7 +414,7 @@ func (p *Projector[S]) handleRetrying(ctx context.Context, rec Record) error {
 }
 
 func (p *Projector[S]) handleAttempts(ctx context.Context, rec Record) error {
-	wait := p.cfg.InitialBackoff
+	bo := backoff.Policy{Initial: p.cfg.InitialBackoff, Max: p.cfg.MaxBackoff}.Start()
 	for attempt := 1; ; attempt++ {
 		err := p.Handle(ctx, rec)
 		if err == nil {
@@ -425,12 +429,9 @@ func (p *Projector[S]) handleAttempts(ctx context.Context, rec Record) error {
 			l := p.recordLogger(ctx, rec)
 			l.Warn().Err(err).Int("attempt", attempt).Msg("applying a record failed; retrying")
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		if err := bo.Wait(ctx); err != nil {
+			return err
 		}
-		wait = min(2*wait, p.cfg.MaxBackoff)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/stacktest"
@@ -146,6 +146,7 @@ func load(ctx context.Context, t *testing.T, h *harness, commands, aggregates in
 // every read model ends exactly equal to the fold of event_store, and
 // every order is in exactly one orders_by_status partition.
 func TestReadModelsMatchEventStore(t *testing.T) {
+	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	h := newHarness(ctx, t)
@@ -170,7 +171,7 @@ func (h *harness) records(ctx context.Context, t *testing.T) []*sarama.ConsumerM
 	defer func() { _ = client.Close() }()
 	var out []*sarama.ConsumerMessage
 	for _, typ := range []string{"order", "customer"} {
-		topic := relay.TopicOf(h.prefix, typ)
+		topic := record.TopicOf(h.prefix, typ)
 		parts, err := c.Partitions(topic)
 		require.NoError(t, err)
 		for _, part := range parts {
@@ -198,8 +199,9 @@ func (h *harness) records(ctx context.Context, t *testing.T) []*sarama.ConsumerM
 func feed(ctx context.Context, t *testing.T, ps *projectors, records []*sarama.ConsumerMessage) {
 	t.Helper()
 	for _, msg := range records {
-		rec, err := projector.Decode(msg)
+		d, err := record.Decode(msg)
 		require.NoError(t, err)
+		rec := projector.Record(d)
 		if strings.HasSuffix(msg.Topic, ".customers.v1") {
 			require.NoError(t, ps.customerRM.Handle(ctx, rec))
 			continue
@@ -250,11 +252,12 @@ func feedOnly(t *testing.T, h *harness) *projectors {
 // (each aggregate's own order kept): the read models are exactly what
 // one delivery in order gives.
 func TestRedeliveredShuffledRecordsChangeNothing(t *testing.T) {
+	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	h := newHarness(ctx, t)
 	h.runRelay(ctx, t)
-	load(ctx, t, h, 1500, 150)
+	load(ctx, t, h, 600, 150)
 	h.published(ctx, t)
 	records := h.records(ctx, t)
 	require.NotEmpty(t, records)
@@ -274,11 +277,12 @@ func TestRedeliveredShuffledRecordsChangeNothing(t *testing.T) {
 // record of each aggregate reveals the gap, and the missing events are
 // read from event_store, so the read models end exact.
 func TestGapFillRepairsDroppedRecords(t *testing.T) {
+	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	h := newHarness(ctx, t)
 	h.runRelay(ctx, t)
-	load(ctx, t, h, 1500, 150)
+	load(ctx, t, h, 600, 150)
 	h.published(ctx, t)
 	records := h.records(ctx, t)
 
@@ -309,6 +313,7 @@ func TestGapFillRepairsDroppedRecords(t *testing.T) {
 // arriving ends exact, and consumption resumes without a gap or a double
 // apply.
 func TestRebuildWhileCommandsArrive(t *testing.T) {
+	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	h := newHarness(ctx, t)

@@ -13,9 +13,18 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
+
+// EventStore is what a projector needs of the event store: an aggregate's
+// version and events (to fill gaps and re-drive) and the heads of every
+// aggregate, token range by token range (to rebuild). *eventstore.Store
+// and its in-memory twin (eventstore/memstore) satisfy it.
+type EventStore interface {
+	Version(ctx context.Context, id gocql.UUID) (int64, string, error)
+	Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(eventstore.Event) error) error
+	HeadsInRange(ctx context.Context, rg eventstore.TokenRange, fn func(eventstore.Head) error) error
+}
 
 // RequestRebuild asks a running Run to stop consuming, rebuild, and resume.
 // It returns false when a rebuild is already requested or running.
@@ -95,26 +104,20 @@ func (p *Projector[S]) Rebuild(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(ids)
-		for _, rg := range cql.TokenRanges(p.cfg.RebuildRanges) {
-			iter := p.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
-				WithContext(gctx).Idempotent(true).PageSize(1000).Iter()
-			var (
-				id  gocql.UUID
-				typ string
-			)
-			for iter.Scan(&id, &typ) {
-				if typ != p.view.AggregateType {
-					continue
+		for _, rg := range eventstore.SplitTokens(p.cfg.RebuildRanges) {
+			err := p.store.HeadsInRange(gctx, rg, func(h eventstore.Head) error {
+				if h.AggregateType != p.view.AggregateType {
+					return nil
 				}
 				select {
-				case ids <- id:
+				case ids <- h.AggregateID:
+					return nil
 				case <-gctx.Done():
-					_ = iter.Close()
 					return gctx.Err()
 				}
-			}
-			if err := iter.Close(); err != nil {
-				return fmt.Errorf("scanning event_store: %w", err)
+			})
+			if err != nil {
+				return fmt.Errorf("scanning the event store: %w", err)
 			}
 		}
 		return nil

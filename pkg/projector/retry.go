@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
-	"time"
 
 	"github.com/gocql/gocql"
 	"go.opentelemetry.io/otel/attribute"
@@ -15,7 +14,8 @@ import (
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/logging"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
+	"github.com/orderstream/orderstream/pkg/supervise"
 )
 
 // redriveState is what a projector keeps to carry out the dlq-service's
@@ -33,8 +33,7 @@ import (
 // records of was unparked elsewhere, it catches the aggregate up from its
 // checkpoint through its head (catchUp).
 type redriveState struct {
-	retrier *deadletter.Retrier
-	locks   [64]sync.Mutex
+	locks [64]sync.Mutex
 
 	mu      sync.Mutex
 	skipped map[gocql.UUID]bool // parked, with records skipped here
@@ -58,26 +57,23 @@ func (p *Projector[S]) noteSkipped(id gocql.UUID) {
 	p.redrives.skipped[id] = true
 }
 
-// refreshParked reloads the parked set and notes the aggregates to catch
-// up. A failed read keeps the previous set.
+// refreshParked reloads the parked set now (unparkedElsewhere notes the
+// aggregates to catch up). A failed read keeps the previous set.
 func (p *Projector[S]) refreshParked(ctx context.Context) {
-	removed, err := p.parked.Reload(ctx, func(ctx context.Context) (map[gocql.UUID]bool, error) {
-		return deadletter.Parked(ctx, p.session, p.component)
-	})
-	if err != nil {
+	if err := p.parking.Reload(ctx); err != nil {
 		p.logger.Warn().Err(err).Msg("reading the parked aggregates")
-		return
 	}
-	p.parkedAt.Store(time.Now().UnixNano())
-	p.m.parked.Set(float64(p.parked.Len()))
-	if len(removed) == 0 {
-		return
-	}
+}
+
+// unparkedElsewhere is told by a reload of the parked set which
+// aggregates left it: unparked by another member, whose checkpoint is
+// newer than what this member cached; those whose records this member
+// skipped are to be caught up (catchUpUnparked, each round of the redrive
+// worker).
+func (p *Projector[S]) unparkedElsewhere(removed []gocql.UUID) {
 	p.redrives.mu.Lock()
 	defer p.redrives.mu.Unlock()
 	for _, id := range removed {
-		// Unparked elsewhere: the checkpoint this member cached is older
-		// than what the other member wrote.
 		p.remember(id, checkpoint[S]{}, false)
 		if p.redrives.skipped[id] {
 			delete(p.redrives.skipped, id)
@@ -89,39 +85,11 @@ func (p *Projector[S]) refreshParked(ctx context.Context) {
 	}
 }
 
-// serveRetries reloads the parked set, catches up what was unparked
-// elsewhere and carries out the retry requests of this projector every
-// Retry.Every (not while a rebuild runs), until stop is called, which
-// waits for it to end.
-func (p *Projector[S]) serveRetries(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(p.redrives.retrier.Every())
-		defer t.Stop()
-		for {
-			if !p.rebuilding.Load() {
-				if time.Since(time.Unix(0, p.parkedAt.Load())) > p.cfg.ParkedEvery {
-					p.refreshParked(ctx)
-				}
-				p.catchUpUnparked(ctx)
-				if p.redrives.retrier.Poll(ctx) != nil {
-					return
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
+// RedriveWorker is the projector's redrive worker (pkg/redrive): every
+// Retry.Every, unless a rebuild runs, it reloads a stale parked set,
+// catches up what was unparked elsewhere and carries out the retry
+// requests of this projector.
+func (p *Projector[S]) RedriveWorker() supervise.Worker { return p.parking.Worker("redrive") }
 
 // catchUpUnparked applies, for each aggregate unparked elsewhere whose
 // records this member skipped, the events from its checkpoint through its
@@ -149,7 +117,7 @@ func (p *Projector[S]) catchUpUnparked(ctx context.Context) {
 
 func (p *Projector[S]) catchUp(ctx context.Context, id gocql.UUID) error {
 	defer p.lockAggregate(id)()
-	if p.parked.Has(id) {
+	if p.parking.Has(id) {
 		return nil // parked again: its next re-drive covers it
 	}
 	p.remember(id, checkpoint[S]{}, false) // written by the other member
@@ -193,7 +161,7 @@ func (p *Projector[S]) eventsAfter(ctx context.Context, id gocql.UUID, seq int64
 // rewritten with its sequence as their version, without its effect.
 func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e deadletter.Entry) (res deadletter.Result, err error) {
 	ctx, span := p.tracer.Start(ctx, "projector redrive", trace.WithAttributes(
-		relay.AttrAggregateID.String(e.AggregateID.String()), relay.AttrSequence.Int64(e.Sequence), relay.AttrEventID.String(e.EventID.String()), relay.AttrEventType.String(e.EventType),
+		record.AttrAggregateID.String(e.AggregateID.String()), record.AttrSequence.Int64(e.Sequence), record.AttrEventID.String(e.EventID.String()), record.AttrEventType.String(e.EventType),
 		attrProjection.String(p.view.Name), attribute.String("orderstream.dlq.id", e.ID.String()), attribute.String("orderstream.dlq.action", string(req.Action)),
 		attribute.String("orderstream.dlq.requested_by", req.RequestedBy)))
 	defer func() {
@@ -205,7 +173,7 @@ func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e de
 	p.remember(id, checkpoint[S]{}, false) // read the checkpoint as stored
 	cp, err := p.loadCheckpoint(ctx, id)
 	if errors.Is(err, errPermanent) {
-		return deadletter.Settle(ctx, p.session, e, deadletter.Outcome{Progress: min(cp.seq, e.Sequence-1), Err: err})
+		return p.dlq.Settle(ctx, e, deadletter.Outcome{Progress: min(cp.seq, e.Sequence-1), Err: err})
 	}
 	if err != nil {
 		return deadletter.Result{}, err
@@ -234,7 +202,7 @@ func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e de
 	if now, ok := p.cached(id); ok {
 		progress = now.seq
 	}
-	res, err = deadletter.Settle(ctx, p.session, e, deadletter.Outcome{
+	res, err = p.dlq.Settle(ctx, e, deadletter.Outcome{
 		Progress: progress, Head: head, Applied: progress - start, Err: applyErr,
 		// apply dead-letters a poison event and returns nil: it stopped
 		// short of the head without an error.
@@ -244,7 +212,7 @@ func (p *Projector[S]) redrive(ctx context.Context, req deadletter.Request, e de
 		return res, err
 	}
 	if res.Unparked {
-		p.m.parked.Set(float64(p.parked.Remove(id)))
+		p.parking.Unpark(id)
 		p.redrives.mu.Lock()
 		delete(p.redrives.skipped, id)
 		delete(p.redrives.catchUp, id)

@@ -107,7 +107,7 @@ func TestRetryReappliesAndOtherMembersCatchUp(t *testing.T) {
 	}
 	feed(b, 1, 7)
 	require.Equal(t, int64(2), version())
-	page, err := deadletter.List(ctx, session, deadletter.Filter{AggregateID: id}, gocql.UUID{}, 10)
+	page, err := deadletter.NewStore(session, "").List(ctx, deadletter.Filter{AggregateID: id}, gocql.UUID{}, 10)
 	require.NoError(t, err)
 	require.Len(t, page.Entries, 1, "one dead letter: the head; 4..7 wait behind it")
 	head := page.Entries[0]
@@ -117,9 +117,9 @@ func TestRetryReappliesAndOtherMembersCatchUp(t *testing.T) {
 	stop := a.ServeRetries(ctx)
 	defer stop()
 	retry := func() (deadletter.Result, bool) {
-		req, created, err := deadletter.Submit(ctx, session, deadletter.Request{Component: head.Component, AggregateID: id, DLQID: head.ID, Action: deadletter.ActionRetry, RequestedBy: "test"})
+		req, created, err := deadletter.NewStore(session, "").Submit(ctx, deadletter.Request{Component: head.Component, AggregateID: id, DLQID: head.ID, Action: deadletter.ActionRetry, RequestedBy: "test"})
 		require.NoError(t, err)
-		res, found, err := deadletter.AwaitResult(ctx, session, req.ID, 20*time.Millisecond)
+		res, found, err := deadletter.NewStore(session, "").AwaitResult(ctx, req.ID, 20*time.Millisecond)
 		require.NoError(t, err)
 		require.True(t, found)
 		return res, created
@@ -128,7 +128,7 @@ func TestRetryReappliesAndOtherMembersCatchUp(t *testing.T) {
 	require.Equal(t, deadletter.StatusFailed, res.Status)
 	require.Equal(t, head.ID, res.HeadDLQID)
 	require.Contains(t, res.Detail, "injected failure")
-	e, _, err := deadletter.Get(ctx, session, head.ID)
+	e, _, err := deadletter.NewStore(session, "").Get(ctx, head.ID)
 	require.NoError(t, err)
 	require.Equal(t, 2, e.FailureCount)
 	require.Equal(t, int64(2), version())

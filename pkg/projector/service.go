@@ -7,6 +7,7 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
 )
@@ -30,18 +31,21 @@ func (c *ServiceConfig) Validate() error {
 
 // Wire returns the service.Wire of a projector service for view: it
 // connects to the database and the broker, adds the "lag" readiness check
-// and POST /rebuild to the admin server, and runs the projector as one
-// supervised worker.
+// and POST /rebuild to the admin server, and runs the projector's two
+// workers, the consumer ("projector") and the redrive worker ("redrive"),
+// supervised each on its own. The consumer group is built on the Kafka
+// client whose connections the "kafka" readiness check pings.
 func Wire[S any](view View[S]) service.Wire[*ServiceConfig] {
 	return func(ctx context.Context, cfg *ServiceConfig, d *service.Deps) ([]supervise.Worker, error) {
 		session, err := d.ConnectCQL(ctx, cfg.CQL)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := d.ConnectKafka(ctx, cfg.Kafka); err != nil {
+		client, err := d.ConnectKafka(ctx, cfg.Kafka, service.WithSarama(record.ConsumerConfig))
+		if err != nil {
 			return nil, err
 		}
-		store, err := eventstore.New(session, eventstore.DefaultConfig(), d.Registry, eventstore.WithTracerProvider(d.Tracer))
+		store, err := eventstore.New(session, cfg.EventStore, d.Registry, eventstore.WithTracerProvider(d.Tracer))
 		if err != nil {
 			return nil, err
 		}
@@ -54,12 +58,6 @@ func Wire[S any](view View[S]) service.Wire[*ServiceConfig] {
 		}
 		d.Admin.AddCheck("lag", p.Ready)
 		d.Admin.Handle(http.MethodPost, "/rebuild", p.RebuildHandler)
-		return []supervise.Worker{{Name: "projector", Run: func(ctx context.Context) error {
-			sc, err := cfg.Kafka.Sarama(d.Name)
-			if err != nil {
-				return err
-			}
-			return p.Run(ctx, cfg.Kafka.Brokers, sc)
-		}}}, nil
+		return p.Workers(client), nil
 	}
 }

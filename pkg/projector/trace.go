@@ -14,7 +14,8 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/logging"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
+	"github.com/orderstream/orderstream/pkg/redrive"
 )
 
 // instrumentationName names the projectors' tracer.
@@ -27,7 +28,23 @@ const attrProjection = attribute.Key("orderstream.projection")
 type Option func(*projectorOptions)
 
 type projectorOptions struct {
-	tracer trace.Tracer
+	tracer      trace.Tracer
+	deadLetters redrive.DeadLetters
+	checkpoints Checkpoints
+}
+
+// WithCheckpoints makes the projector keep its checkpoints, and write its
+// rows, in c instead of the session's tables (MemoryCheckpoints in unit
+// tests).
+func WithCheckpoints(c Checkpoints) Option {
+	return func(o *projectorOptions) { o.checkpoints = c }
+}
+
+// WithDeadLetters makes the projector dead-letter, park and take retry
+// requests in store instead of the session's tables (deadletter.Memory in
+// unit tests).
+func WithDeadLetters(store redrive.DeadLetters) Option {
+	return func(o *projectorOptions) { o.deadLetters = store }
 }
 
 // WithTracerProvider makes the projector trace each record it applies, the
@@ -72,8 +89,8 @@ func (p *Projector[S]) startProcess(ctx context.Context, rec Record) (context.Co
 			semconv.MessagingConsumerGroupName(p.cfg.Group),
 			semconv.MessagingKafkaMessageKey(rec.AggregateID.String()),
 			semconv.MessagingMessageID(rec.Headers.EventID),
-			relay.AttrAggregateID.String(rec.AggregateID.String()),
-			relay.AttrSequence.Int64(rec.Sequence),
+			record.AttrAggregateID.String(rec.AggregateID.String()),
+			record.AttrSequence.Int64(rec.Sequence),
 			attrProjection.String(p.view.Name),
 		))
 }

@@ -15,7 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 )
 
 func newTracedProjector(t *testing.T, logs *bytes.Buffer) (*Projector[int], *tracetest.SpanRecorder) {
@@ -43,7 +43,7 @@ func TestProcessSpanIsAChildOfThePublish(t *testing.T) {
 	id := gocql.MustRandomUUID()
 	rec := Record{AggregateID: id, Sequence: 2, Topic: "orderstream.orders.v1", Partition: 5, Offset: 42,
 		Event:   eventstore.Event{AggregateID: id, Sequence: 2, CorrelationID: "corr-9", TraceContext: map[string]string{"traceparent": commandTraceparent}},
-		Headers: RecordHeaders{EventID: gocql.MustRandomUUID().String(), CorrelationID: "corr-9", TraceContext: map[string]string{"traceparent": publishTraceparent}}}
+		Headers: record.Headers{EventID: gocql.MustRandomUUID().String(), CorrelationID: "corr-9", TraceContext: map[string]string{"traceparent": publishTraceparent}}}
 
 	ctx, span := p.startProcess(context.Background(), rec)
 	l := p.recordLogger(ctx, rec)
@@ -61,8 +61,8 @@ func TestProcessSpanIsAChildOfThePublish(t *testing.T) {
 	require.Equal(t, "5", attrs["messaging.destination.partition.id"].AsString())
 	require.Equal(t, int64(42), attrs["messaging.kafka.offset"].AsInt64())
 	require.Equal(t, "projector-test-view", attrs["messaging.consumer.group.name"].AsString())
-	require.Equal(t, id.String(), attrs[relay.AttrAggregateID].AsString())
-	require.Equal(t, int64(2), attrs[relay.AttrSequence].AsInt64())
+	require.Equal(t, id.String(), attrs[record.AttrAggregateID].AsString())
+	require.Equal(t, int64(2), attrs[record.AttrSequence].AsInt64())
 
 	var line map[string]any
 	require.NoError(t, json.Unmarshal(logs.Bytes(), &line))
@@ -84,7 +84,7 @@ func TestRecordLoggerFallsBackToTheHeaders(t *testing.T) {
 	p, _ := newTracedProjector(t, &logs)
 	id, eventID := gocql.MustRandomUUID(), gocql.MustRandomUUID()
 	rec := Record{AggregateID: id, Sequence: 4, Err: errUnreadable,
-		Headers: RecordHeaders{EventID: eventID.String(), CorrelationID: "corr-h", CausationID: "cause-h", TraceContext: map[string]string{"traceparent": publishTraceparent}}}
+		Headers: record.Headers{EventID: eventID.String(), CorrelationID: "corr-h", CausationID: "cause-h", TraceContext: map[string]string{"traceparent": publishTraceparent}}}
 	l := p.recordLogger(context.Background(), rec)
 	l.Warn().Msg("applying a record failed; retrying")
 	var line map[string]any

@@ -18,7 +18,7 @@ type View[S any] struct {
 	// "order-read-model".
 	Name string
 	// AggregateType is the type whose events the view reads ("order" or
-	// "customer"); its topic is relay.TopicOf(prefix, AggregateType).
+	// "customer"); its topic is record.TopicOf(prefix, AggregateType).
 	AggregateType string
 	// Tables are the read-model tables the view owns; a rebuild truncates
 	// them.

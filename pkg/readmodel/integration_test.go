@@ -216,13 +216,25 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.Equal(t, 4, annOrders[2].ItemCount)
 		require.Equal(t, map[string]int64{"EUR": 1299}, annOrders[2].Totals)
 		require.Equal(t, r.UpdatedAt, annOrders[2].UpdatedAt)
-		page, token, err := readmodel.OrdersOfCustomerPage(ctx, session, ann, 2, nil)
+		page, token, err := readmodel.OrdersOfCustomerPage(ctx, session, ann, readmodel.Created{}, 2, nil)
 		require.NoError(t, err)
 		require.Equal(t, annOrders[:2], page)
 		require.NotEmpty(t, token)
-		page, token, err = readmodel.OrdersOfCustomerPage(ctx, session, ann, 2, token)
+		page, token, err = readmodel.OrdersOfCustomerPage(ctx, session, ann, readmodel.Created{}, 2, token)
 		require.NoError(t, err)
 		require.Equal(t, annOrders[2:], page)
+		require.Empty(t, token)
+		// Within a range of creation times, both bounds exclusive.
+		newest, oldest := annOrders[0].CreatedAt, annOrders[len(annOrders)-1].CreatedAt
+		var between []readmodel.CustomerOrderRow
+		for _, o := range annOrders {
+			if o.CreatedAt.After(oldest) && o.CreatedAt.Before(newest) {
+				between = append(between, o)
+			}
+		}
+		page, token, err = readmodel.OrdersOfCustomerPage(ctx, session, ann, readmodel.Created{After: oldest, Before: newest}, 10, nil)
+		require.NoError(t, err)
+		require.Equal(t, between, page)
 		require.Empty(t, token)
 
 		for status, want := range map[value.OrderStatus][]gocql.UUID{
@@ -238,7 +250,7 @@ func TestViewsAgainstCassandra(t *testing.T) {
 			}
 			require.Equal(t, want, ids, status.String())
 		}
-		rows, next, err := readmodel.OrdersWithStatusPage(ctx, session, value.OrderStatusCreated, 10, nil)
+		rows, next, err := readmodel.OrdersWithStatusPage(ctx, session, value.OrderStatusCreated, readmodel.Created{}, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, rows, 1)
 		require.Equal(t, o4, rows[0].OrderID)
@@ -247,6 +259,9 @@ func TestViewsAgainstCassandra(t *testing.T) {
 		require.Equal(t, map[string]int64{"EUR": 2500}, rows[0].Totals)
 		require.Equal(t, rows[0].CreatedAt, rows[0].UpdatedAt)
 		require.Empty(t, next)
+		rows, _, err = readmodel.OrdersWithStatusPage(ctx, session, value.OrderStatusCreated, readmodel.Created{After: rows[0].CreatedAt}, 10, nil)
+		require.NoError(t, err)
+		require.Empty(t, rows, "created_after is exclusive")
 
 		cr, ok, err := readmodel.ReadCustomer(ctx, session, ann)
 		require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gocql/gocql"
 
@@ -69,11 +70,32 @@ func OrdersOfCustomer(ctx context.Context, session *gocql.Session, customerID go
 	return rows, nil
 }
 
-// OrdersOfCustomerPage returns at most size orders of the customer, newest
-// first, starting where the page token (nil: at the start) says, and the
-// token of the next page (nil after the last).
-func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
-	q := session.Query(selectOrdersOfCustomer, customerID).WithContext(ctx).Idempotent(true)
+// Created bounds a listing of orders by their creation time, both bounds
+// exclusive; a zero bound is no bound.
+type Created struct {
+	After, Before time.Time
+}
+
+// restrict adds the bounds of c to a statement over a partition clustered
+// by created_at.
+func (c Created) restrict(stmt string, args ...any) (string, []any) {
+	if !c.After.IsZero() {
+		stmt += ` AND created_at > ?`
+		args = append(args, c.After)
+	}
+	if !c.Before.IsZero() {
+		stmt += ` AND created_at < ?`
+		args = append(args, c.Before)
+	}
+	return stmt, args
+}
+
+// OrdersOfCustomerPage returns at most size orders of the customer created
+// within c, newest first, starting where the page token (nil: at the
+// start) says, and the token of the next page (nil after the last).
+func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, c Created, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
+	stmt, args := c.restrict(selectOrdersOfCustomer, customerID)
+	q := session.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 	rows, next, err := scanPage(q, size, token, CustomerOrderRowDest, NormalizeCustomerOrder)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading orders of customer %s: %w", customerID, err)
@@ -91,11 +113,12 @@ func OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.
 	return rows, nil
 }
 
-// OrdersWithStatusPage returns at most size orders with the status, newest
-// first, starting where the page token (nil: at the start) says, and the
-// token of the next page (nil after the last).
-func OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, size int, token []byte) ([]StatusOrderRow, []byte, error) {
-	q := session.Query(selectOrdersWithStatus, status.String()).WithContext(ctx).Idempotent(true)
+// OrdersWithStatusPage returns at most size orders with the status created
+// within c, newest first, starting where the page token (nil: at the
+// start) says, and the token of the next page (nil after the last).
+func OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, c Created, size int, token []byte) ([]StatusOrderRow, []byte, error) {
+	stmt, args := c.restrict(selectOrdersWithStatus, status.String())
+	q := session.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 	rows, next, err := scanPage(q, size, token, StatusOrderRowDest, NormalizeStatusOrder)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading %s orders: %w", status, err)

@@ -16,7 +16,7 @@ import (
 //     larger than the broker or the producer accepts, the broker rejects it
 //     as invalid, the relay may not write its topic) dead-letters the event
 //     and parks its aggregate. An event that cannot be decoded or encoded
-//     never reaches the producer: Message fails and publish dead-letters it
+//     never reaches the producer: record.Encode fails and publish dead-letters it
 //     the same way (errPoison).
 //
 // Anything not recognised as unpublishable counts as an outage: a wrong

@@ -9,9 +9,13 @@
 // twice; consumers drop duplicates by (aggregate id, sequence). Nothing can
 // be skipped: the static columns say what is left to publish.
 //
-// This package holds the publishing core and the scan source (token-range
-// scans of the static columns), which serves Apache Cassandra and re-syncs
-// after ScyllaDB's CDC TTL. The ScyllaDB CDC source is in cdcsource.
+// This package is the publisher only: the worker pool (one worker per
+// aggregate hash), ordered publishing through the circuit breaker with
+// backoff, partial flushes that record how far they got, and the parking
+// of poison events (pkg/redrive). Sources tell it what to publish, each
+// run as Run(ctx, notify): the scan source (scansource: token-range scans
+// of the static columns, for every CQL database and the reconcile after
+// ScyllaDB's CDC TTL) and the ScyllaDB CDC source (cdcsource).
 package relay
 
 import (
@@ -19,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,34 +34,36 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/config"
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/logging"
 	"github.com/orderstream/orderstream/pkg/metrics"
+	"github.com/orderstream/orderstream/pkg/record"
+	"github.com/orderstream/orderstream/pkg/redrive"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
+	"github.com/orderstream/orderstream/pkg/supervise"
 )
 
 // Config tunes the relay.
 type Config struct {
-	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two full scans of the static columns when there is no index on updated_at (ScyllaDB, or a Cassandra without SAI)"`
-	RecentInterval  time.Duration `mapstructure:"recent_interval" help:"pause between two reads of the recently committed aggregates (the index on updated_at, Apache Cassandra 5)"`
-	RecentLookback  time.Duration `mapstructure:"recent_lookback" help:"how far before the previous read of recent commits the next one looks (covers commit latency and clock skew between command-service hosts and the relay)"`
-	ReconcileEvery  time.Duration `mapstructure:"reconcile_every" help:"full scan interval while recent commits are read through the index: the reconcile that catches whatever the recent reads missed"`
-	ScanRanges      int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
-	ScanParallelism int           `mapstructure:"scan_parallelism" help:"token ranges read at once during a scan"`
-	Workers         int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
-	MaxInFlight     int           `mapstructure:"max_in_flight" help:"records sent and not yet acknowledged, at most, over all workers (workers read the next events from the database meanwhile)"`
-	MaxAttempts     int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
-	InitialBackoff  time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
-	MaxBackoff      time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
-	BreakerFailures uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
-	BreakerOpenFor  time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
-	MarkEvery       int           `mapstructure:"mark_every" help:"events of one aggregate published between two records of published_sequence"`
-	TopicPrefix     string        `mapstructure:"topic_prefix" help:"topics are <topic_prefix>.orders.v1 and <topic_prefix>.customers.v1"`
+	// Config tunes the scan source (relay/scansource), under the relay's
+	// keys (scan_interval, scan_ranges, …).
+	scansource.Config `mapstructure:",squash"`
+	Workers           int           `mapstructure:"workers" help:"aggregates published in parallel (one aggregate is always published by one worker)"`
+	MaxInFlight       int           `mapstructure:"max_in_flight" help:"records sent and not yet acknowledged, at most, over all workers (workers read the next events from the database meanwhile)"`
+	MaxAttempts       int           `mapstructure:"max_attempts" help:"publish attempts of one aggregate's events before giving up until the next scan"`
+	InitialBackoff    time.Duration `mapstructure:"initial_backoff" help:"first pause between publish attempts"`
+	MaxBackoff        time.Duration `mapstructure:"max_backoff" help:"longest pause between publish attempts"`
+	BreakerFailures   uint32        `mapstructure:"breaker_failures" help:"consecutive producer failures that open the circuit breaker"`
+	BreakerOpenFor    time.Duration `mapstructure:"breaker_open_for" help:"how long the breaker stays open before a trial publish"`
+	MarkEvery         int           `mapstructure:"mark_every" help:"events of one aggregate published between two records of published_sequence"`
+	// Topics names the topics (key topic_prefix): the prefix is defined
+	// once, in the record contract, for the relay and the projectors.
+	record.Topics `mapstructure:",squash"`
 	// Retry is how the relay serves the dlq-service's retry requests
 	// (retry.go).
 	Retry deadletter.RetryConfig `mapstructure:"retry"`
@@ -67,9 +72,9 @@ type Config struct {
 // DefaultConfig favours latency on a small cluster.
 func DefaultConfig() Config {
 	return Config{
-		ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 500 * time.Millisecond, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, Workers: 32, MaxInFlight: 16,
+		Config: scansource.DefaultConfig(), Workers: 32, MaxInFlight: 16,
 		MaxAttempts: 5, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500, TopicPrefix: DefaultTopicPrefix,
+		BreakerFailures: 5, BreakerOpenFor: 5 * time.Second, MarkEvery: 500, Topics: record.DefaultTopics(),
 		Retry: deadletter.DefaultRetryConfig(),
 	}
 }
@@ -82,12 +87,6 @@ func (c Config) Validate() error {
 			errs = append(errs, config.Errorf(key, format, args...))
 		}
 	}
-	check(c.ScanInterval > 0, "scan_interval", "must be positive, got %s", c.ScanInterval)
-	check(c.RecentInterval > 0, "recent_interval", "must be positive, got %s", c.RecentInterval)
-	check(c.RecentLookback > 0, "recent_lookback", "must be positive, got %s", c.RecentLookback)
-	check(c.ReconcileEvery > 0, "reconcile_every", "must be positive, got %s", c.ReconcileEvery)
-	check(c.ScanRanges >= 1 && c.ScanRanges <= 4096, "scan_ranges", "must be 1..4096, got %d", c.ScanRanges)
-	check(c.ScanParallelism >= 1 && c.ScanParallelism <= 256, "scan_parallelism", "must be 1..256, got %d", c.ScanParallelism)
 	check(c.Workers >= 1 && c.Workers <= 1024, "workers", "must be 1..1024, got %d", c.Workers)
 	check(c.MaxInFlight >= 1 && c.MaxInFlight <= c.Workers, "max_in_flight", "must be 1..workers (%d), got %d", c.Workers, c.MaxInFlight)
 	check(c.MaxAttempts >= 1, "max_attempts", "must be at least 1, got %d", c.MaxAttempts)
@@ -96,8 +95,7 @@ func (c Config) Validate() error {
 	check(c.BreakerFailures >= 1, "breaker_failures", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerOpenFor > 0, "breaker_open_for", "must be positive, got %s", c.BreakerOpenFor)
 	check(c.MarkEvery >= 1, "mark_every", "must be at least 1, got %d", c.MarkEvery)
-	check(c.TopicPrefix != "", "topic_prefix", "must not be empty")
-	return errors.Join(append(errs, config.Nest("retry", c.Retry.Validate()))...)
+	return errors.Join(append(errs, c.Config.Validate(), c.Topics.Validate(), config.Nest("retry", c.Retry.Validate()))...)
 }
 
 // Producer is the part of sarama's SyncProducer the relay uses.
@@ -105,11 +103,25 @@ type Producer interface {
 	SendMessage(msg *sarama.ProducerMessage) (partition int32, offset int64, err error)
 }
 
+// Store is what the relay needs of the event store: the heads its scans
+// read (token range by token range, or the recent commits through the
+// index on updated_at), one aggregate's head and events to publish, and
+// the published mark it records. *eventstore.Store and its in-memory twin
+// (eventstore/memstore) satisfy it.
+type Store interface {
+	HeadsInRange(ctx context.Context, rg eventstore.TokenRange, fn func(eventstore.Head) error) error
+	CheckRecent(ctx context.Context) error
+	RecentHeads(ctx context.Context, since time.Time, fn func(eventstore.Head) error) error
+	Head(ctx context.Context, id gocql.UUID) (eventstore.Head, error)
+	Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(eventstore.Event) error) error
+	MarkPublished(ctx context.Context, id gocql.UUID, seq int64) error
+}
+
 // Relay publishes the unpublished events of aggregates.
 type Relay struct {
 	cfg       Config
 	session   *gocql.Session
-	store     *eventstore.Store
+	store     Store
 	upcasters *eventstore.Upcasters
 	producer  Producer
 	inFlight  chan struct{} // a slot per record awaiting acknowledgement
@@ -126,14 +138,17 @@ type Relay struct {
 	held   map[gocql.UUID]hold
 
 	// queues are the workers' inboxes, one worker per aggregate hash, set
-	// while Run runs (started is closed the first time).
+	// while Publish runs; running is closed while they are set, and
+	// replaced by an open channel when Publish ends.
 	queuesMu sync.RWMutex
 	queues   []chan pending
-	started  chan struct{}
-	once     sync.Once
-	parked   deadletter.Set
+	running  chan struct{}
 	maxLag   atomic.Int64 // largest commit→acknowledge delay since the last scan, ns
-	retrier  *deadletter.Retrier
+
+	// parking dead-letters, keeps the parked set and serves the
+	// dlq-service's retry requests (retry.go) as the redrive worker.
+	parking *redrive.Parking
+	dlq     redrive.DeadLetters
 }
 
 type hold struct {
@@ -147,11 +162,6 @@ type relayMetrics struct {
 	failures     *prometheus.CounterVec
 	publishDur   prometheus.Histogram
 	breakerState prometheus.Gauge
-	lag          prometheus.Gauge
-	scans        prometheus.Counter
-	scanDur      prometheus.Histogram
-	recentScans  prometheus.Counter
-	recentDur    prometheus.Histogram
 	deadLettered prometheus.Counter
 	parked       prometheus.Gauge
 	delay        prometheus.Histogram
@@ -159,8 +169,8 @@ type relayMetrics struct {
 }
 
 // New builds a relay. The producer must be idempotent with acks=all
-// (NewProducer builds one).
-func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer Producer, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Relay, error) {
+// (record.NewProducer builds one).
+func New(cfg Config, session *gocql.Session, store Store, producer Producer, logger zerolog.Logger, reg prometheus.Registerer, opts ...Option) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -175,16 +185,6 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Duration of one producer call (one record, acknowledged).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		breakerState: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: "circuit_breaker_state",
 			Help: "State of the producer's circuit breaker: 0 closed, 1 half-open, 2 open.", ConstLabels: prometheus.Labels{"component": "relay"}}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "unpublished_events",
-			Help: "Events committed but not yet published, as of the last completed scan."}),
-		scans: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scans_total",
-			Help: "Completed scans of the static columns."}),
-		scanDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "scan_duration_seconds",
-			Help: "Duration of one scan including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-		recentScans: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "recent_scans_total",
-			Help: "Completed reads of recently committed aggregates (through the index on updated_at)."}),
-		recentDur: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "recent_scan_duration_seconds",
-			Help: "Duration of one read of recent commits including the publishing it started.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		deadLettered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "dead_lettered_total",
 			Help: "Events written to the dead letter queue (each parks its aggregate)."}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "parked_aggregates",
@@ -195,19 +195,22 @@ func New(cfg Config, session *gocql.Session, store *eventstore.Store, producer P
 			Help: "Age of the oldest event the relay published during the last scan period, at the time it was acknowledged."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.lag, m.scans, m.scanDur, m.recentScans, m.recentDur, m.deadLettered, m.parked, m.delay, m.lagSeconds} {
+		for _, c := range []prometheus.Collector{m.published, m.retries, m.failures, m.publishDur, m.breakerState, m.deadLettered, m.parked, m.delay, m.lagSeconds} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("relay: registering metrics: %w", err)
 			}
 		}
 	}
 	r := &Relay{cfg: cfg, session: session, store: store, upcasters: eventcodec.NewUpcasters(), producer: producer, inFlight: make(chan struct{}, cfg.MaxInFlight), logger: logger,
-		tracer: noop.NewTracerProvider().Tracer(""), m: m, held: map[gocql.UUID]hold{}, started: make(chan struct{})}
+		tracer: noop.NewTracerProvider().Tracer(""), m: m, held: map[gocql.UUID]hold{}, running: make(chan struct{}), dlq: deadletter.NewStore(session, "")}
 	for _, o := range opts {
 		o(r)
 	}
 	var err error
-	if r.retrier, err = deadletter.NewRetrier(cfg.Retry, session, Component, r.redrive, logger, reg); err != nil {
+	if r.parking, err = redrive.New(Component, r.dlq, cfg.Retry, r.redrive, logger, reg, redrive.Options{
+		Metrics:      redrive.Metrics{Parked: m.parked, DeadLettered: m.deadLettered},
+		RawComponent: Component + "/cdc",
+	}); err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	r.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -236,10 +239,67 @@ type pending struct {
 	run           func() // set by a re-drive (retry.go): run on the aggregate's worker instead of publishing
 }
 
-// Run scans and publishes until ctx is done. A failure to reach the
-// database ends Run with an error (its supervisor restarts it); a failure
-// to publish leaves the aggregate for the next scan.
-func (r *Relay) Run(ctx context.Context) error {
+// Source is where the relay learns of aggregates to publish: the scan
+// source (relay/scansource) or ScyllaDB's CDC log (relay/cdcsource). Every
+// source runs with the one shape Run(ctx, notify), notify being the
+// publisher's Notify.
+type Source interface {
+	Run(ctx context.Context, notify Notify) error
+}
+
+// Notify hands the publisher an aggregate with events to publish; done,
+// when not nil, is called once it was handled (Relay.Notify). It is an
+// alias of the sources' own (scansource.Notify, cdcsource.Notify), so that
+// every source's Run has the one signature.
+type Notify = func(ctx context.Context, aggregateID gocql.UUID, done func()) error
+
+// Workers are the relay's own parts, each to run as a supervised worker of
+// its own: the publisher (the worker pool every source hands aggregates
+// to) and the redrive worker serving the dlq-service's retry requests. A
+// replica runs them, and its sources (SourceWorker), only while it holds
+// the relay's lease.
+func (r *Relay) Workers() []supervise.Worker {
+	return []supervise.Worker{
+		{Name: "publisher", Run: r.Publish},
+		r.parking.Worker("redrive"),
+	}
+}
+
+// SourceWorker is src notifying this relay, as a supervised worker called
+// name.
+func (r *Relay) SourceWorker(name string, src Source) supervise.Worker {
+	return supervise.Worker{Name: name, Run: func(ctx context.Context) error { return src.Run(ctx, r.Notify) }}
+}
+
+// Run runs the relay's workers and the given sources together until ctx
+// is done or one fails, for tests and tools that run a relay without a
+// supervisor.
+func (r *Relay) Run(ctx context.Context, sources ...Source) error {
+	workers := r.Workers()
+	for i, src := range sources {
+		workers = append(workers, r.SourceWorker(fmt.Sprintf("source %d", i+1), src))
+	}
+	return supervise.RunAll(ctx, workers...)
+}
+
+// ScanHooks are what the scan source (relay/scansource) tells the relay
+// around a full scan: before it, the parked set is reloaded (an aggregate
+// the dlq-service unparked flows again at once); after it,
+// orderstream_relay_lag_seconds takes the oldest delay published since the
+// previous one.
+func (r *Relay) ScanHooks() scansource.Hooks {
+	return scansource.Hooks{
+		BeforeFullScan: r.loadParked,
+		AfterFullScan: func(int64) {
+			r.m.lagSeconds.Set(time.Duration(r.maxLag.Swap(0)).Seconds())
+		},
+	}
+}
+
+// Publish runs the worker pool until ctx is done: one worker per aggregate
+// hash publishes what the sources (through Notify) and re-drives hand it. A
+// failure to publish leaves the aggregate for the next scan.
+func (r *Relay) Publish(ctx context.Context) error {
 	queues := make([]chan pending, r.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -259,160 +319,62 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	r.queuesMu.Lock()
 	r.queues = queues
+	close(r.running)
 	r.queuesMu.Unlock()
-	r.once.Do(func() { close(r.started) })
-	defer func() {
-		r.queuesMu.Lock()
-		r.queues = nil
-		for _, q := range queues {
-			close(q)
-		}
-		r.queuesMu.Unlock()
-		wg.Wait()
-	}()
-	stopRetries := r.serveRetries(ctx) // stops before the queues close
-	defer stopRetries()
-
-	// With the index on updated_at, recent commits are read every
-	// RecentInterval while full scans reconcile every ReconcileEvery, side
-	// by side (an aggregate found by both is published once: its worker
-	// re-reads the marks first). Without the index, full scans run every
-	// ScanInterval.
-	indexed := r.hasRecentIndex(ctx)
-	if !indexed {
-		r.logger.Info().Dur("scan_interval", r.cfg.ScanInterval).Msg("no index on event_store.updated_at: full scans only")
-		return r.loop(ctx, queues, r.cfg.ScanInterval, func(ctx context.Context, found func(pending)) error {
-			return r.fullScan(ctx, found)
-		})
+	<-ctx.Done()
+	r.queuesMu.Lock()
+	r.queues = nil
+	r.running = make(chan struct{})
+	for _, q := range queues {
+		close(q)
 	}
-	r.logger.Info().Dur("recent_interval", r.cfg.RecentInterval).Dur("reconcile_every", r.cfg.ReconcileEvery).Msg("reading recent commits through the index on updated_at; full scans reconcile")
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return r.loop(gctx, queues, r.cfg.ReconcileEvery, func(ctx context.Context, found func(pending)) error {
-			return r.fullScan(ctx, found)
-		})
-	})
-	g.Go(func() error {
-		since := time.Now().Add(-r.cfg.RecentLookback)
-		return r.loop(gctx, queues, r.cfg.RecentInterval, func(ctx context.Context, found func(pending)) error {
-			start := time.Now()
-			if err := r.scanRecent(ctx, since.Add(-r.cfg.RecentLookback), found); err != nil {
-				return err
-			}
-			since = start
-			r.m.recentScans.Inc()
-			r.m.recentDur.Observe(time.Since(start).Seconds())
-			return nil
-		})
-	})
-	return g.Wait()
-}
-
-// loop runs one kind of scan until ctx ends, pausing between scans; each
-// scan's aggregates are all handled before the next scan starts.
-func (r *Relay) loop(ctx context.Context, queues []chan pending, pause time.Duration, scan func(context.Context, func(pending)) error) error {
-	var inflight sync.WaitGroup
-	for {
-		err := scan(ctx, func(p pending) {
-			inflight.Add(1)
-			p.done = inflight.Done
-			queues[r.worker(p.id)] <- p
-		})
-		inflight.Wait()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("scanning event_store: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(pause):
-		}
-	}
-}
-
-// fullScan scans every partition's static columns and records the backlog.
-func (r *Relay) fullScan(ctx context.Context, found func(pending)) error {
-	start := time.Now()
-	backlog, err := r.scan(ctx, found)
-	if err != nil {
-		return err
-	}
-	r.m.lag.Set(float64(backlog))
-	r.m.lagSeconds.Set(time.Duration(r.maxLag.Swap(0)).Seconds())
-	r.m.scans.Inc()
-	r.m.scanDur.Observe(time.Since(start).Seconds())
+	r.queuesMu.Unlock()
+	wg.Wait()
 	return nil
 }
 
-// hasRecentIndex reports whether event_store.updated_at is indexed (the
-// SAI index of schema v0003 on Apache Cassandra), by asking for it.
-func (r *Relay) hasRecentIndex(ctx context.Context) bool {
-	err := r.session.Query(`SELECT DISTINCT aggregate_id FROM event_store WHERE updated_at > ? LIMIT 1`, time.Now()).
-		WithContext(ctx).Idempotent(true).Exec()
-	if err != nil {
-		r.logger.Debug().Err(err).Msg("the recent-commits query is not available")
-	}
-	return err == nil
-}
-
-// scanRecent hands to found the aggregates committed since the given time
-// (by their static updated_at, through its index) with unpublished events.
-func (r *Relay) scanRecent(ctx context.Context, since time.Time, found func(pending)) error {
-	_, err := r.collect(r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE updated_at > ?`, since).
-		WithContext(ctx), found)
-	return err
-}
-
-// collect reads the static columns a scan query returns (aggregate_id,
-// aggregate_type, current_sequence, published_sequence), hands each
-// aggregate with unpublished events, unless parked or held, to found, and
-// returns how many events were unpublished.
-func (r *Relay) collect(q *gocql.Query, found func(pending)) (int64, error) {
-	iter := q.Idempotent(true).PageSize(1000).Iter()
-	var (
-		p         pending
-		published *int64
-		backlog   int64
-	)
-	for iter.Scan(&p.id, &p.aggregateType, &p.current, &published) {
-		p.published = 0
-		if published != nil {
-			p.published = *published
-		}
-		if p.current > p.published {
-			backlog += p.current - p.published
-			if !r.parked.Has(p.id) && !r.isHeld(p.id) {
-				found(p)
+// enqueue hands p to its aggregate's worker, waiting while the publisher
+// is not running (starting, or restarting after a failure) and while the
+// worker's inbox is full.
+func (r *Relay) enqueue(ctx context.Context, p pending) error {
+	for {
+		r.queuesMu.RLock()
+		if r.queues != nil {
+			defer r.queuesMu.RUnlock()
+			select {
+			case r.queues[r.worker(p.id)] <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
-		published = nil
+		running := r.running
+		r.queuesMu.RUnlock()
+		select {
+		case <-running:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	return backlog, iter.Close()
 }
 
-// Notify tells the relay that an aggregate has new events (a source such as
-// ScyllaDB's CDC log saw them commit), so that they are published without
-// waiting for the next scan. It blocks while the aggregate's worker is busy.
-func (r *Relay) Notify(ctx context.Context, id gocql.UUID) error {
-	select {
-	case <-r.started:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	r.queuesMu.RLock()
-	defer r.queuesMu.RUnlock()
-	if r.queues == nil {
-		return errors.New("relay: not running")
-	}
-	select {
-	case r.queues[r.worker(id)] <- pending{id: id}:
+func pendingOf(h eventstore.Head) pending {
+	return pending{id: h.AggregateID, aggregateType: h.AggregateType, current: h.Current, published: h.Published}
+}
+
+// Notify tells the publisher that an aggregate has new events (a source
+// found them), so that its worker publishes them; done, when not nil, is
+// called once the aggregate was handled. A parked aggregate, or one held
+// after failures, is left at once (done called). Notify blocks while the
+// aggregate's worker is busy and while the publisher is not running.
+func (r *Relay) Notify(ctx context.Context, id gocql.UUID, done func()) error {
+	if r.parking.Has(id) || r.isHeld(id) {
+		if done != nil {
+			done()
+		}
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return r.enqueue(ctx, pending{id: id, done: done})
 }
 
 // worker picks the one worker that owns an aggregate, so that its events
@@ -427,59 +389,20 @@ func (r *Relay) worker(id gocql.UUID) int {
 // stale by the time a worker gets to it (a notification may have published
 // meanwhile), and publishing from a stale mark would repeat records.
 func (r *Relay) refresh(ctx context.Context, p pending) (pending, error) {
-	var published *int64
-	err := r.session.Query(`SELECT aggregate_type, current_sequence, published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, p.id).
-		WithContext(ctx).Idempotent(true).Scan(&p.aggregateType, &p.current, &published)
-	if errors.Is(err, gocql.ErrNotFound) {
-		p.current = 0
-		return p, nil
+	h, err := r.store.Head(ctx, p.id)
+	if err != nil {
+		return p, err
 	}
-	p.published = 0
-	if published != nil {
-		p.published = *published
-	}
-	return p, err
-}
-
-// scan reads the static columns of every partition, token range by token
-// range (SELECT DISTINCT reads only partition keys and statics), and hands
-// each aggregate with unpublished events to found. It returns how many
-// events were unpublished.
-func (r *Relay) scan(ctx context.Context, found func(pending)) (int64, error) {
-	if err := r.loadParked(ctx); err != nil {
-		return 0, err
-	}
-	var (
-		backlog atomic.Int64
-		ranges  = make(chan [2]int64, r.cfg.ScanRanges)
-	)
-	for _, rg := range cql.TokenRanges(r.cfg.ScanRanges) {
-		ranges <- rg
-	}
-	close(ranges)
-	g, ctx := errgroup.WithContext(ctx)
-	for range r.cfg.ScanParallelism {
-		g.Go(func() error {
-			for rg := range ranges {
-				n, err := r.collect(r.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence, published_sequence FROM event_store WHERE token(aggregate_id) >= ? AND token(aggregate_id) <= ?`, rg[0], rg[1]).
-					WithContext(ctx), found)
-				backlog.Add(n)
-				if err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	err := g.Wait()
-	return backlog.Load(), err
+	fresh := pendingOf(h)
+	fresh.done, fresh.run = p.done, p.run
+	return fresh, nil
 }
 
 // publishAggregate publishes the events after p.published in order, with
 // bounded retries, and records how far it got.
 func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	log := r.logger.With().Str("aggregate_id", p.id.String()).Logger()
-	if r.parked.Has(p.id) || r.isHeld(p.id) {
+	if r.parking.Has(p.id) || r.isHeld(p.id) {
 		return
 	}
 	p, err := r.refresh(ctx, p)
@@ -502,7 +425,7 @@ func (r *Relay) publishAggregate(ctx context.Context, p pending) {
 	}
 	h := r.held[p.id]
 	h.failures++
-	h.until = time.Now().Add(min(r.cfg.InitialBackoff<<min(h.failures, 20), time.Minute))
+	h.until = time.Now().Add(r.holdPolicy().Nominal(h.failures))
 	r.held[p.id] = h
 	if h.failures&(h.failures-1) == 0 { // log the 1st, 2nd, 4th, 8th … failure
 		log.Warn().Err(err).Int("failures", h.failures).Time("retry_after", h.until).Int64("published", p.published).Int64("current", p.current).
@@ -574,10 +497,7 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 		up, err := r.upcasters.Upcast(e)
 		var msg *sarama.ProducerMessage
 		if err == nil {
-			msg, err = Message(up)
-		}
-		if err == nil {
-			msg.Topic = TopicOf(r.cfg.TopicPrefix, up.AggregateType)
+			msg, err = record.Encode(up, r.cfg.TopicPrefix)
 		}
 		if err != nil {
 			// Publish what precedes the poison event, then park behind it.
@@ -603,6 +523,14 @@ func (r *Relay) publish(ctx context.Context, p pending) error {
 	return err
 }
 
+// holdPolicy is how long an aggregate whose publishing failed is held
+// back: twice initial_backoff after its first failure, doubling per
+// failure, at most a minute. No jitter: the scans, not a timer, pick it up
+// again.
+func (r *Relay) holdPolicy() backoff.Policy {
+	return backoff.Policy{Initial: 2 * r.cfg.InitialBackoff, Max: time.Minute}
+}
+
 func (r *Relay) isHeld(id gocql.UUID) bool {
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
@@ -614,7 +542,7 @@ func (r *Relay) isHeld(id gocql.UUID) bool {
 // backoff and jitter. While the breaker is open it waits instead of
 // spending attempts.
 func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
-	wait := r.cfg.InitialBackoff
+	bo := backoff.Policy{Initial: r.cfg.InitialBackoff, Max: r.cfg.MaxBackoff}.Start()
 	refused := 0 // attempts in a row refused for a reason retrying cannot fix
 	for attempt := 1; ; attempt++ {
 		select {
@@ -655,12 +583,9 @@ func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 			return err
 		}
 		r.m.retries.Inc()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		if err := bo.Wait(ctx); err != nil {
+			return err
 		}
-		wait = min(2*wait, r.cfg.MaxBackoff)
 	}
 }
 
@@ -668,74 +593,5 @@ func (r *Relay) send(ctx context.Context, msg *sarama.ProducerMessage) error {
 // plain write is enough; it never moves backwards because the relay only
 // publishes forwards from the mark it read.
 func (r *Relay) markPublished(ctx context.Context, id gocql.UUID, seq int64) error {
-	if err := r.session.Query(`UPDATE event_store SET published_sequence = ? WHERE aggregate_id = ?`, seq, id).
-		WithContext(ctx).Exec(); err != nil {
-		return fmt.Errorf("recording published_sequence %d of %s: %w", seq, id, err)
-	}
-	return nil
-}
-
-// NewProducer builds the idempotent, acks=all producer the relay needs on
-// the given sarama configuration (connection settings already applied).
-func NewProducer(brokers []string, sc *sarama.Config) (sarama.SyncProducer, error) {
-	ProducerConfig(sc)
-	p, err := sarama.NewSyncProducer(brokers, sc)
-	if err != nil {
-		return nil, fmt.Errorf("creating producer: %w", err)
-	}
-	return p, nil
-}
-
-// ProducerConfig sets what the relay's producer needs on sc: idempotence,
-// acks=all, one request in flight per broker, key-hash partitioning.
-func ProducerConfig(sc *sarama.Config) {
-	sc.Producer.Idempotent = true
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Retry.Max = 5
-	sc.Producer.Retry.Backoff = 100 * time.Millisecond
-	sc.Net.MaxOpenRequests = 1
-	sc.Producer.Partitioner = sarama.NewHashPartitioner
-}
-
-// EnsureTopics creates the topics of every aggregate type under prefix when
-// missing.
-func EnsureTopics(admin sarama.ClusterAdmin, prefix string, partitions int32, replication int16) error {
-	existing, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("listing topics: %w", err)
-	}
-	for _, t := range []string{TopicOf(prefix, "order"), TopicOf(prefix, "customer")} {
-		if _, ok := existing[t]; ok {
-			continue
-		}
-		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: replication}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			return fmt.Errorf("creating topic %s: %w", t, err)
-		}
-	}
-	return nil
-}
-
-// Unpublished counts the events committed and not yet published in the
-// whole event_store (one read of every partition's static columns): what
-// tests and benchmarks wait on to see the relay done.
-func Unpublished(ctx context.Context, session *gocql.Session) (int64, error) {
-	iter := session.Query(`SELECT DISTINCT aggregate_id, current_sequence, published_sequence FROM event_store`).
-		WithContext(ctx).Idempotent(true).PageSize(5000).Iter()
-	var (
-		id      gocql.UUID
-		current int64
-		pub     *int64
-		total   int64
-	)
-	for iter.Scan(&id, &current, &pub) {
-		if pub != nil {
-			current -= *pub
-		}
-		total += current
-		pub = nil
-	}
-	return total, iter.Close()
+	return r.store.MarkPublished(ctx, id, seq)
 }

@@ -22,7 +22,9 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
@@ -79,18 +81,18 @@ func newFixtureOrdersTopic(ctx context.Context, t *testing.T, ordersTopic map[st
 	// default topics that a local stack's projectors read.
 	prefix := stacktest.UniqueName("relayit")
 	if ordersTopic != nil {
-		require.NoError(t, admin.CreateTopic(relay.TopicOf(prefix, "order"), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1, ConfigEntries: ordersTopic}, false))
+		require.NoError(t, admin.CreateTopic(record.TopicOf(prefix, "order"), &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1, ConfigEntries: ordersTopic}, false))
 	}
-	require.NoError(t, relay.EnsureTopics(admin, prefix, 3, 1))
+	require.NoError(t, record.EnsureTopics(admin, prefix, 3, 1))
 	t.Cleanup(func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "customer"))
 	})
 	consumed := startConsumer(ctx, t, kc, prefix)
 
 	psc, err := kc.Sarama("relay-it-producer")
 	require.NoError(t, err)
-	producer, err := relay.NewProducer(kc.Brokers, psc)
+	producer, err := record.NewProducer(kc.Brokers, psc)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = producer.Close() })
 	reg := prometheus.NewRegistry()
@@ -101,9 +103,11 @@ func newFixtureOrdersTopic(ctx context.Context, t *testing.T, ordersTopic map[st
 	}
 	r, err := relay.New(cfg, session, store, producer, zerolog.Nop(), reg)
 	require.NoError(t, err)
+	scan, err := scansource.New(cfg.Config, store, r.ScanHooks(), zerolog.Nop(), reg)
+	require.NoError(t, err)
 	rctx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
-	go func() { relayDone <- r.Run(rctx) }()
+	go func() { relayDone <- r.Run(rctx, scan) }()
 	stop := func() {
 		stopRelay()
 		require.NoError(t, <-relayDone)
@@ -113,12 +117,9 @@ func newFixtureOrdersTopic(ctx context.Context, t *testing.T, ordersTopic map[st
 
 func (f *fixture) published(t *testing.T, id gocql.UUID) int64 {
 	t.Helper()
-	var published *int64
-	require.NoError(t, f.session.Query(`SELECT published_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, id).Scan(&published))
-	if published == nil {
-		return 0
-	}
-	return *published
+	h, err := f.store.Head(context.Background(), id)
+	require.NoError(t, err)
+	return h.Published
 }
 
 func newItem() value.OrderItem {
@@ -356,8 +357,8 @@ func TestNotifyPublishesWithoutWaitingForAScan(t *testing.T) {
 	require.Never(t, func() bool { return f.published(t, id) > 0 }, 500*time.Millisecond, 50*time.Millisecond, "no scan runs in between")
 
 	// Notified twice, as a source may repeat itself: published once.
-	require.NoError(t, f.relay.Notify(ctx, id))
-	require.NoError(t, f.relay.Notify(ctx, id))
+	require.NoError(t, f.relay.Notify(ctx, id, nil))
+	require.NoError(t, f.relay.Notify(ctx, id, nil))
 	require.Eventually(t, func() bool { return f.published(t, id) == 2 }, 10*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return f.consumed.countFor(map[string]int64{id.String(): 2}) == 2 }, 10*time.Second, 20*time.Millisecond)
 	f.stop()
@@ -400,7 +401,7 @@ func startConsumer(ctx context.Context, t *testing.T, kc kafka.Config, prefix st
 	h := &handler{c: c, ready: ready}
 	go func() {
 		for ctx.Err() == nil {
-			if err := group.Consume(ctx, []string{relay.TopicOf(prefix, "order")}, h); err != nil {
+			if err := group.Consume(ctx, []string{record.TopicOf(prefix, "order")}, h); err != nil {
 				return
 			}
 		}
@@ -429,7 +430,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	for msg := range claim.Messages() {
 		var seq int64
 		for _, hd := range msg.Headers {
-			if string(hd.Key) == relay.HeaderSequence {
+			if string(hd.Key) == record.HeaderSequence {
 				seq, _ = strconv.ParseInt(string(hd.Value), 10, 64)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -12,34 +11,8 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/logging"
+	"github.com/orderstream/orderstream/pkg/record"
 )
-
-// serveRetries carries out the dlq-service's retry requests of the relay
-// (deadletter.Retrier) every Retry.Every until stop is called, which waits
-// for it to end.
-func (r *Relay) serveRetries(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(r.retrier.Every())
-		defer t.Stop()
-		for {
-			if r.retrier.Poll(ctx) != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
 
 type redriven struct {
 	res deadletter.Result
@@ -48,24 +21,16 @@ type redriven struct {
 
 // redrive re-drives a parked aggregate on its worker, the one goroutine
 // that publishes it, so that no scan or notification publishes it
-// meanwhile.
+// meanwhile. The redrive worker (pkg/redrive) calls it; while the
+// publisher is not running it waits for it.
 func (r *Relay) redrive(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
 	out := make(chan redriven, 1)
 	job := pending{id: e.AggregateID, run: func() {
 		res, err := r.redriveAggregate(ctx, req, e)
 		out <- redriven{res, err}
 	}}
-	r.queuesMu.RLock()
-	if r.queues == nil {
-		r.queuesMu.RUnlock()
-		return deadletter.Result{}, errors.New("relay: not running")
-	}
-	select {
-	case r.queues[r.worker(e.AggregateID)] <- job:
-		r.queuesMu.RUnlock()
-	case <-ctx.Done():
-		r.queuesMu.RUnlock()
-		return deadletter.Result{}, ctx.Err()
+	if err := r.enqueue(ctx, job); err != nil {
+		return deadletter.Result{}, err
 	}
 	select {
 	case o := <-out:
@@ -87,7 +52,7 @@ func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e 
 	// command's; the publishes it makes are children of their events'
 	// traces, as always (trace.go).
 	ctx, span := r.tracer.Start(ctx, "relay redrive", trace.WithAttributes(
-		AttrAggregateID.String(e.AggregateID.String()), AttrSequence.Int64(e.Sequence), AttrEventID.String(e.EventID.String()), AttrEventType.String(e.EventType),
+		record.AttrAggregateID.String(e.AggregateID.String()), record.AttrSequence.Int64(e.Sequence), record.AttrEventID.String(e.EventID.String()), record.AttrEventType.String(e.EventType),
 		attribute.String("orderstream.dlq.id", e.ID.String()), attribute.String("orderstream.dlq.action", string(req.Action)), attribute.String("orderstream.dlq.requested_by", req.RequestedBy)))
 	defer func() {
 		span.SetAttributes(attribute.String("orderstream.dlq.status", res.Status), attribute.Int64("orderstream.dlq.applied", res.Applied))
@@ -120,14 +85,14 @@ func (r *Relay) redriveAggregate(ctx context.Context, req deadletter.Request, e 
 	if err != nil {
 		return deadletter.Result{}, fmt.Errorf("reading the marks of %s: %w", e.AggregateID, err)
 	}
-	res, err = deadletter.Settle(ctx, r.session, e, deadletter.Outcome{
+	res, err = r.dlq.Settle(ctx, e, deadletter.Outcome{
 		Progress: after.published, Head: p.current, Applied: after.published - start, Err: pubErr, Parked: errors.Is(pubErr, errPoison),
 	})
 	if err != nil {
 		return res, err
 	}
 	if res.Unparked {
-		r.m.parked.Set(float64(r.parked.Remove(e.AggregateID)))
+		r.parking.Unpark(e.AggregateID)
 		r.heldMu.Lock()
 		delete(r.held, e.AggregateID)
 		r.heldMu.Unlock()

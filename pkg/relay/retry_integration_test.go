@@ -14,6 +14,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/eventstore/eventstoretest"
 	"github.com/orderstream/orderstream/pkg/relay"
 )
 
@@ -32,7 +33,7 @@ func (f *fixture) poisoned(ctx context.Context, t *testing.T) (gocql.UUID, deadl
 	require.NoError(t, err)
 	var e deadletter.Entry
 	require.Eventually(t, func() bool {
-		page, err := deadletter.List(ctx, f.session, deadletter.Filter{AggregateID: id}, gocql.UUID{}, 10)
+		page, err := deadletter.NewStore(f.session, "").List(ctx, deadletter.Filter{AggregateID: id}, gocql.UUID{}, 10)
 		if err != nil || len(page.Entries) != 1 {
 			return false
 		}
@@ -47,9 +48,9 @@ func (f *fixture) poisoned(ctx context.Context, t *testing.T) (gocql.UUID, deadl
 
 func retryRelay(ctx context.Context, t *testing.T, s *gocql.Session, e deadletter.Entry, action deadletter.Action) (deadletter.Result, bool) {
 	t.Helper()
-	req, created, err := deadletter.Submit(ctx, s, deadletter.Request{Component: e.Component, AggregateID: e.AggregateID, DLQID: e.ID, Action: action, RequestedBy: "test"})
+	req, created, err := deadletter.NewStore(s, "").Submit(ctx, deadletter.Request{Component: e.Component, AggregateID: e.AggregateID, DLQID: e.ID, Action: action, RequestedBy: "test"})
 	require.NoError(t, err)
-	res, found, err := deadletter.AwaitResult(ctx, s, req.ID, 20*time.Millisecond)
+	res, found, err := deadletter.NewStore(s, "").AwaitResult(ctx, req.ID, 20*time.Millisecond)
 	require.NoError(t, err)
 	require.True(t, found, "the relay did not carry out the request")
 	return res, created
@@ -70,7 +71,7 @@ func TestRelayRetryRepublishesInOrder(t *testing.T) {
 	require.Equal(t, deadletter.StatusFailed, res.Status, res.Detail)
 	require.Equal(t, e.ID, res.HeadDLQID)
 	require.Equal(t, int64(1), res.Progress)
-	again, found, err := deadletter.Get(ctx, f.session, e.ID)
+	again, found, err := deadletter.NewStore(f.session, "").Get(ctx, e.ID)
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, 2, again.FailureCount)
@@ -78,7 +79,7 @@ func TestRelayRetryRepublishesInOrder(t *testing.T) {
 	require.Equal(t, int64(1), f.published(t, id))
 
 	// The operator's fix: the event's payload as its contract has it.
-	require.NoError(t, f.session.Query(`UPDATE event_store SET event_data = '{}' WHERE aggregate_id = ? AND sequence_number = 2`, id).Exec())
+	require.NoError(t, eventstoretest.ReplaceEventData(ctx, f.session, id, 2, []byte(`{}`)))
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
@@ -105,10 +106,10 @@ func TestRelayRetryRepublishesInOrder(t *testing.T) {
 	}
 	require.Equal(t, results[0].RequestID, results[1].RequestID)
 	require.Equal(t, int64(3), f.published(t, id))
-	_, found, err = deadletter.Get(ctx, f.session, e.ID)
+	_, found, err = deadletter.NewStore(f.session, "").Get(ctx, e.ID)
 	require.NoError(t, err)
 	require.False(t, found)
-	_, parked, err := deadletter.ReadParked(ctx, f.session, relay.Component, id)
+	_, parked, err := deadletter.NewStore(f.session, "").ReadParked(ctx, relay.Component, id)
 	require.NoError(t, err)
 	require.False(t, parked)
 
@@ -133,7 +134,7 @@ func TestRelaySkipMovesPastThePoisonEvent(t *testing.T) {
 	require.Equal(t, deadletter.StatusSucceeded, res.Status, res.Detail)
 	require.Equal(t, int64(1), res.Applied, "sequence 3; sequence 2 is skipped")
 	require.Equal(t, int64(3), f.published(t, id))
-	_, found, err := deadletter.Get(ctx, f.session, e.ID)
+	_, found, err := deadletter.NewStore(f.session, "").Get(ctx, e.ID)
 	require.NoError(t, err)
 	require.False(t, found)
 	require.Eventually(t, func() bool { return f.consumed.countFor(map[string]int64{id.String(): 3}) == 2 }, 20*time.Second, 20*time.Millisecond)

@@ -12,19 +12,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/record"
 )
 
 // instrumentationName names the relay's tracer.
 const instrumentationName = "github.com/orderstream/orderstream/pkg/relay"
-
-// Span attributes of orderstream's own (the messaging ones are
-// OpenTelemetry's semantic conventions).
-const (
-	AttrAggregateID = attribute.Key("orderstream.aggregate_id")
-	AttrSequence    = attribute.Key("orderstream.sequence")
-	AttrEventType   = attribute.Key("orderstream.event_type")
-	AttrEventID     = attribute.Key("orderstream.event_id")
-)
 
 // Option configures a Relay.
 type Option func(*Relay)
@@ -64,17 +56,17 @@ func (r *Relay) startSend(ctx context.Context, e eventstore.Event, msg *sarama.P
 			semconv.MessagingDestinationName(msg.Topic),
 			semconv.MessagingKafkaMessageKey(e.AggregateID.String()),
 			semconv.MessagingMessageID(e.EventID.String()),
-			AttrAggregateID.String(e.AggregateID.String()),
-			AttrSequence.Int64(e.Sequence),
-			AttrEventType.String(e.Type),
+			record.AttrAggregateID.String(e.AggregateID.String()),
+			record.AttrSequence.Int64(e.Sequence),
+			record.AttrEventType.String(e.Type),
 		))
 	// A span that records nothing (no tracer provider, or not sampled)
 	// leaves the stored context on the record as it is.
 	if span.IsRecording() {
 		carrier := propagation.MapCarrier{}
 		propagation.TraceContext{}.Inject(ctx, carrier)
-		setHeader(msg, HeaderTraceparent, carrier.Get(HeaderTraceparent))
-		setHeader(msg, HeaderTracestate, carrier.Get(HeaderTracestate))
+		record.SetHeader(msg, record.HeaderTraceparent, carrier.Get(record.HeaderTraceparent))
+		record.SetHeader(msg, record.HeaderTracestate, carrier.Get(record.HeaderTracestate))
 	}
 	return ctx, span
 }
@@ -95,19 +87,4 @@ func endSend(span trace.Span, msg *sarama.ProducerMessage, err error) {
 		)
 	}
 	span.End()
-}
-
-// setHeader replaces (or adds, or with an empty value removes) a record
-// header.
-func setHeader(msg *sarama.ProducerMessage, key, value string) {
-	out := msg.Headers[:0]
-	for _, h := range msg.Headers {
-		if string(h.Key) != key {
-			out = append(out, h)
-		}
-	}
-	if value != "" {
-		out = append(out, sarama.RecordHeader{Key: []byte(key), Value: []byte(value)})
-	}
-	msg.Headers = out
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/record"
 )
 
 const storedTraceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -37,7 +38,7 @@ func TestSendSpanContinuesTheEventsTrace(t *testing.T) {
 	require.NoError(t, err)
 	e := eventstore.Event{AggregateID: gocql.MustRandomUUID(), EventID: gocql.MustRandomUUID(), Sequence: 3, Type: "OrderConfirmed",
 		TraceContext: map[string]string{"traceparent": storedTraceparent}}
-	msg := &sarama.ProducerMessage{Topic: "orderstream.orders.v1", Headers: []sarama.RecordHeader{{Key: []byte(HeaderTraceparent), Value: []byte(storedTraceparent)}}}
+	msg := &sarama.ProducerMessage{Topic: "orderstream.orders.v1", Headers: []sarama.RecordHeader{{Key: []byte(record.HeaderTraceparent), Value: []byte(storedTraceparent)}}}
 	msg.Partition, msg.Offset = 4, 17 // what the producer sets on success
 
 	ctx, span := r.startSend(context.Background(), e, msg)
@@ -58,14 +59,14 @@ func TestSendSpanContinuesTheEventsTrace(t *testing.T) {
 	require.Equal(t, "orderstream.orders.v1", attrs["messaging.destination.name"].AsString())
 	require.Equal(t, "4", attrs["messaging.destination.partition.id"].AsString())
 	require.Equal(t, int64(17), attrs["messaging.kafka.offset"].AsInt64())
-	require.Equal(t, e.AggregateID.String(), attrs[AttrAggregateID].AsString())
-	require.Equal(t, int64(3), attrs[AttrSequence].AsInt64())
+	require.Equal(t, e.AggregateID.String(), attrs[record.AttrAggregateID].AsString())
+	require.Equal(t, int64(3), attrs[record.AttrSequence].AsInt64())
 
 	// The record now names the publish span as its parent, once.
-	require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-"+s.SpanContext().SpanID().String()+"-01", header(msg, HeaderTraceparent))
+	require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-"+s.SpanContext().SpanID().String()+"-01", header(msg, record.HeaderTraceparent))
 	n := 0
 	for _, h := range msg.Headers {
-		if string(h.Key) == HeaderTraceparent {
+		if string(h.Key) == record.HeaderTraceparent {
 			n++
 		}
 	}
@@ -79,10 +80,10 @@ func TestSendWithoutTracingKeepsTheStoredTraceContext(t *testing.T) {
 	r, err := New(DefaultConfig(), nil, nil, &scriptedProducer{}, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	e := eventstore.Event{AggregateID: gocql.MustRandomUUID(), TraceContext: map[string]string{"traceparent": storedTraceparent}}
-	msg := &sarama.ProducerMessage{Topic: "t", Headers: []sarama.RecordHeader{{Key: []byte(HeaderTraceparent), Value: []byte(storedTraceparent)}}}
+	msg := &sarama.ProducerMessage{Topic: "t", Headers: []sarama.RecordHeader{{Key: []byte(record.HeaderTraceparent), Value: []byte(storedTraceparent)}}}
 	_, span := r.startSend(context.Background(), e, msg)
 	endSend(span, msg, nil)
-	require.Equal(t, storedTraceparent, header(msg, HeaderTraceparent))
+	require.Equal(t, storedTraceparent, header(msg, record.HeaderTraceparent))
 }
 
 // A record refused for its own sake ends its span in error with the reason.
@@ -122,7 +123,7 @@ func BenchmarkSendSpan(b *testing.B) {
 			require.NoError(b, err)
 			b.ReportAllocs()
 			for b.Loop() {
-				msg := &sarama.ProducerMessage{Topic: "orderstream.orders.v1", Headers: []sarama.RecordHeader{{Key: []byte(HeaderTraceparent), Value: []byte(storedTraceparent)}}}
+				msg := &sarama.ProducerMessage{Topic: "orderstream.orders.v1", Headers: []sarama.RecordHeader{{Key: []byte(record.HeaderTraceparent), Value: []byte(storedTraceparent)}}}
 				_, span := r.startSend(context.Background(), e, msg)
 				endSend(span, msg, nil)
 			}

@@ -19,13 +19,13 @@ type Orders = eventstore.Repository[order.State, order.Command, order.Event]
 type Customers = eventstore.Repository[customer.State, customer.Command, customer.Event]
 
 // NewOrders builds the order repository.
-func NewOrders(store *eventstore.Store, up *eventstore.Upcasters, cfg eventstore.RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Orders, error) {
+func NewOrders(store eventstore.RepositoryStore, up *eventstore.Upcasters, cfg eventstore.RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Orders, error) {
 	agg := eventstore.Aggregate[order.State, order.Command, order.Event]{Type: order.AggregateType, Decide: order.Decide, Apply: order.Apply}
 	return eventstore.NewRepository(store, agg, eventcodec.OrderCodec{}, up, cfg, logger, reg)
 }
 
 // NewCustomers builds the customer repository.
-func NewCustomers(store *eventstore.Store, up *eventstore.Upcasters, cfg eventstore.RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Customers, error) {
+func NewCustomers(store eventstore.RepositoryStore, up *eventstore.Upcasters, cfg eventstore.RepositoryConfig, logger zerolog.Logger, reg prometheus.Registerer) (*Customers, error) {
 	agg := eventstore.Aggregate[customer.State, customer.Command, customer.Event]{Type: customer.AggregateType, Decide: customer.Decide, Apply: customer.Apply}
 	return eventstore.NewRepository(store, agg, eventcodec.CustomerCodec{}, up, cfg, logger, reg)
 }

@@ -90,8 +90,9 @@ type Deps struct {
 	Tracer   trace.TracerProvider
 	Admin    *admin.Server
 
-	mu      sync.Mutex
-	closers []func()
+	mu           sync.Mutex
+	closers      []func()
+	dependencies []string // names of the readiness checks that are dependencies
 }
 
 // OnClose registers a function run at shutdown after every worker has
@@ -199,17 +200,10 @@ func Run[C Config](ctx context.Context, name string, cfg C, wire Wire[C], logger
 	if err != nil {
 		return fmt.Errorf("building supervisor: %w", err)
 	}
-	// A worker failing while the database or the broker is unreachable
-	// waits for it instead of spending its restart budget.
-	sup.WaitForDependencies(func(ctx context.Context) error {
-		failures := adm.Ready(ctx)
-		for _, dep := range []string{"cql", "kafka"} {
-			if err := failures[dep]; err != nil {
-				return fmt.Errorf("%s: %w", dep, err)
-			}
-		}
-		return nil
-	})
+	// A worker failing while a dependency the wiring connected to (the
+	// database, the broker: Deps.Dependency) is unreachable waits for it
+	// instead of spending its restart budget.
+	sup.WaitForDependencies(deps.dependenciesReady)
 	adm.AddCheck("workers", sup.Ready)
 	close(ready)
 

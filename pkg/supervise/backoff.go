@@ -1,44 +1,30 @@
 package supervise
 
 import (
-	"math/rand/v2"
 	"time"
+
+	"github.com/orderstream/orderstream/pkg/backoff"
 )
 
-// backoff yields one worker's restart delays: exponential, with equal jitter
-// so that replicas failing on a shared outage do not restart in lockstep,
-// while every delay stays within [nominal/2, nominal] and the sequence still
-// grows from one failure to the next.
-type backoff struct {
-	initial, max time.Duration
-	attempt      int
+// restarts yields one worker's restart delays from the repository's one
+// backoff (pkg/backoff): exponential with equal jitter.
+type restarts struct {
+	b   *backoff.Backoff
+	max time.Duration
+}
+
+func newRestarts(initial, limit time.Duration) restarts {
+	return restarts{b: backoff.Policy{Initial: initial, Max: limit}.Start(), max: limit}
 }
 
 // next returns the delay after a failure of a run that lasted ranFor. A run
 // longer than max counts as healthy, so an occasional failure starts over at
 // initial instead of escalating towards max for the life of the process.
-func (b *backoff) next(ranFor time.Duration) time.Duration {
-	if ranFor > b.max {
-		b.attempt = 0
+func (r *restarts) next(ranFor time.Duration) time.Duration {
+	if ranFor > r.max {
+		r.b.Reset()
 	}
-	d := b.nominal()
-	if d < b.max {
-		// Stop counting at the cap so attempt cannot overflow.
-		b.attempt++
-	}
-	half := d / 2
-	return d - half + rand.N(half+1)
-}
-
-func (b *backoff) nominal() time.Duration {
-	d := b.initial
-	for range b.attempt {
-		if d >= b.max/2 {
-			return b.max
-		}
-		d *= 2
-	}
-	return min(d, b.max)
+	return r.b.Next()
 }
 
 // budget counts one worker's failures in a sliding window, so that a worker

@@ -16,7 +16,7 @@ func TestBackoffGrowsToTheCap(t *testing.T) {
 	}
 	// Jitter is random, so repeat to cover its range.
 	for range 200 {
-		b := backoff{initial: initial, max: limit}
+		b := newRestarts(initial, limit)
 		for i, want := range nominal {
 			got := b.next(0)
 			require.GreaterOrEqual(t, got, want/2, "failure %d", i)
@@ -40,7 +40,7 @@ func TestBackoffResetsAfterAHealthyRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for range 100 {
-				b := backoff{initial: initial, max: limit}
+				b := newRestarts(initial, limit)
 				for range 3 {
 					b.next(0)
 				}
@@ -54,14 +54,14 @@ func TestBackoffResetsAfterAHealthyRun(t *testing.T) {
 
 func TestBackoffEdges(t *testing.T) {
 	t.Run("one nanosecond never panics in rand.N", func(t *testing.T) {
-		b := backoff{initial: 1, max: 1}
+		b := newRestarts(1, 1)
 		for range 10 {
 			require.Equal(t, time.Duration(1), b.next(0))
 		}
 	})
 	t.Run("huge max does not overflow", func(t *testing.T) {
 		const huge = time.Duration(1<<63 - 1)
-		b := backoff{initial: time.Hour, max: huge}
+		b := newRestarts(time.Hour, huge)
 		var last time.Duration
 		for range 200 {
 			last = b.next(0)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/metrics"
 )
 
@@ -242,7 +243,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // done.
 func (s *Supervisor) supervise(ctx context.Context, w *worker, exhausted chan<- error) {
 	defer s.exit(w)
-	bo := backoff{initial: s.cfg.InitialBackoff, max: s.cfg.MaxBackoff}
+	bo := newRestarts(s.cfg.InitialBackoff, s.cfg.MaxBackoff)
 	bud := budget{limit: s.cfg.RestartBudget, window: s.cfg.BudgetWindow}
 	for {
 		restarts := s.setStatus(w, StatusRunning, nil)
@@ -280,7 +281,7 @@ func (s *Supervisor) supervise(ctx context.Context, w *worker, exhausted chan<- 
 				w.log.Info().Msg("worker stopped while waiting for its dependencies")
 				return
 			}
-			bo = backoff{initial: s.cfg.InitialBackoff, max: s.cfg.MaxBackoff}
+			bo = newRestarts(s.cfg.InitialBackoff, s.cfg.MaxBackoff)
 			s.metrics.restarts.WithLabelValues(w.Name).Inc()
 			s.mu.Lock()
 			w.state.Restarts++
@@ -334,7 +335,7 @@ func (s *Supervisor) dependencies(ctx context.Context) error {
 // waitDependencies polls the dependency check until it passes (true) or
 // ctx ends (false).
 func (s *Supervisor) waitDependencies(ctx context.Context) bool {
-	bo := backoff{initial: s.cfg.InitialBackoff, max: min(s.cfg.MaxBackoff, 5*time.Second)}
+	bo := newRestarts(s.cfg.InitialBackoff, min(s.cfg.MaxBackoff, 5*time.Second))
 	for {
 		if !sleep(ctx, bo.next(0)) {
 			return false
@@ -379,16 +380,7 @@ func logFailure(ev *zerolog.Event, err error) *zerolog.Event {
 
 // sleep waits for d and reports whether it did, or returns false as soon as
 // ctx is done, so that shutdown never waits out a backoff.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return backoff.Sleep(ctx, d) }
 
 // setStatus moves w to status, recording err (if any) as its last error,
 // and returns its restart count.

@@ -7,6 +7,11 @@
 #   prometheus          github.com/prometheus/prometheus (Debian's build
 #                       has no Kubernetes service discovery); the API
 #                       only, without the web UI's assets;
+#   coredns             github.com/coredns/coredns, the cluster's DNS, built
+#                       from the wrapper module scripts/cluster/coredns
+#                       (only the plugins its Corefile uses);
+#   kube-state-metrics  k8s.io/kube-state-metrics/v2 (kube_pod_* series for
+#                       the dashboards' "Pod restarts");
 #   controller-gen      sigs.k8s.io/controller-tools, to generate the
 #                       ServiceMonitor and PrometheusRule CRDs from
 #                       prometheus-operator's API types (the main
@@ -23,6 +28,7 @@ controller_tools_version=v0.23.0
 promop_version=v0.95.2
 gateway_api_version=v1.6.3
 prometheus_version=v0.316.0
+ksm_version=v2.20.0
 
 fresh() { [[ -x "$bin/$1" && "$(cat "$bin/.$1.version" 2>/dev/null)" == "$2" ]]; }
 stamp() { echo "$2" > "$bin/.$1.version"; }
@@ -41,6 +47,24 @@ if ! fresh prometheus "$spec"; then
   echo "installing $spec (several minutes the first time)"
   (cd "$root" && GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$spec")
   stamp prometheus "$spec"
+fi
+
+# CoreDNS: its version is the wrapper's requirement; the stamp also covers
+# the wrapper's files (a plugin added rebuilds it).
+coredns_src="$root/scripts/cluster/coredns"
+spec="coredns@$(sed -n 's#^require github.com/coredns/coredns ##p' "$coredns_src/go.mod") $(cat "$coredns_src/go.mod" "$coredns_src/go.sum" "$coredns_src/main.go" | sha256sum | cut -c1-12)"
+if ! fresh coredns "$spec"; then
+  echo "building $spec (about 1 min the first time)"
+  (cd "$coredns_src" && go build -trimpath -ldflags "-s -w" -o "$bin/coredns" .)
+  stamp coredns "$spec"
+fi
+
+spec="k8s.io/kube-state-metrics/v2@$ksm_version"
+if ! fresh kube-state-metrics "$spec"; then
+  echo "installing $spec (about 2 min the first time)"
+  (cd "$root" && GOBIN="$bin" go install -trimpath \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=${ksm_version#v}" "$spec")
+  stamp kube-state-metrics "$spec"
 fi
 
 spec="sigs.k8s.io/controller-tools/cmd/controller-gen@$controller_tools_version"

@@ -20,10 +20,15 @@ cleanup() {
   [[ -n $dev_pid ]] && kill -INT "$dev_pid" 2>/dev/null && wait "$dev_pid" 2>/dev/null || true
   helm uninstall orderstream -n orderstream --wait >/dev/null 2>&1 || true
   kubectl -n orderstream delete job,configmap,serviceaccount -l app.kubernetes.io/name=schema-migrator >/dev/null 2>&1 || true
+  kubectl -n orderstream delete service,endpointslice -l 'app.kubernetes.io/component in (external-cassandra,external-kafka)' >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work")
+# Tracked and untracked files as they are now; a tracked file deleted in
+# the working tree is left out.
+(cd "$root" && git ls-files -co --exclude-standard -z \
+  | while IFS= read -r -d '' f; do if [[ -e $f ]]; then printf '%s\0' "$f"; fi; done \
+  | xargs -0 cp --parents -t "$work")
 cd "$work"
 # skaffold tags images by git commit (tagPolicy gitCommit): the copy is a
 # repository of its own, and the edit below makes it dirty.

@@ -4,7 +4,7 @@ go 1.26.0
 
 replace github.com/orderstream/orderstream/pkg => ../../pkg
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
 	github.com/IBM/sarama v1.61.1
@@ -13,7 +13,6 @@ require (
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
 	github.com/rs/zerolog v1.35.1
 	github.com/stretchr/testify v1.12.1
-	golang.org/x/sync v0.23.0
 )
 
 require (
@@ -66,6 +65,7 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect

@@ -2,7 +2,10 @@
 // per aggregate, never lost. The scan source (token-range scans of
 // event_store's static columns) works on every CQL database; on ScyllaDB the
 // CDC source (source=scylla-cdc) notifies the relay of each commit and the
-// scan becomes the reconcile. One replica is active, held by a lease.
+// scan becomes the reconcile. With commit hints (hints.enabled) the relay
+// learns of each commit from the hint topic the command-service writes, and
+// the scan's fast poll backs off while it finds nothing. One replica is
+// active, held by a lease.
 package main
 
 import (
@@ -12,14 +15,16 @@ import (
 	"os"
 
 	"github.com/IBM/sarama"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/lease"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
 	"github.com/orderstream/orderstream/pkg/relay/cdcsource"
+	"github.com/orderstream/orderstream/pkg/relay/hintsource"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
 )
@@ -27,17 +32,12 @@ import (
 // Config is the configuration of cdc-relay.
 type Config struct {
 	service.StreamConfig `mapstructure:",squash"`
-	Source               string           `mapstructure:"source" help:"where the relay learns of commits: scan (any CQL database) or scylla-cdc (ScyllaDB's CDC log, with the scan as a slower reconcile)"`
-	CDC                  cdcsource.Config `mapstructure:"cdc"`
-	Relay                relay.Config     `mapstructure:"relay"`
-	Lease                lease.Config     `mapstructure:"lease"`
-	Topics               TopicsConfig     `mapstructure:"topics"`
-}
-
-// TopicsConfig shapes the topics the relay creates when they are missing.
-type TopicsConfig struct {
-	Partitions  int32 `mapstructure:"partitions" help:"partitions of each aggregate topic created at start"`
-	Replication int16 `mapstructure:"replication" help:"replication factor of each aggregate topic created at start"`
+	Source               string            `mapstructure:"source" help:"where the relay learns of commits: scan (any CQL database) or scylla-cdc (ScyllaDB's CDC log, with the scan as a slower reconcile)"`
+	CDC                  cdcsource.Config  `mapstructure:"cdc"`
+	Relay                relay.Config      `mapstructure:"relay"`
+	Lease                lease.Config      `mapstructure:"lease"`
+	Topics               record.TopicSpec  `mapstructure:"topics"`
+	Hints                hintsource.Config `mapstructure:"hints"`
 }
 
 // Validate checks every part.
@@ -46,13 +46,7 @@ func (c *Config) Validate() error {
 	if c.Source != "scan" && c.Source != "scylla-cdc" {
 		errs = append(errs, config.Errorf("source", "must be scan or scylla-cdc, got %q", c.Source))
 	}
-	if c.Topics.Partitions < 1 {
-		errs = append(errs, config.Errorf("topics.partitions", "must be at least 1, got %d", c.Topics.Partitions))
-	}
-	if c.Topics.Replication < 1 {
-		errs = append(errs, config.Errorf("topics.replication", "must be at least 1, got %d", c.Topics.Replication))
-	}
-	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("relay", c.Relay.Validate()), config.Nest("lease", c.Lease.Validate()), config.Nest("cdc", c.CDC.Validate()))...)
+	return errors.Join(append(errs, c.StreamConfig.Validate(), config.Nest("topics", c.Topics.Validate()), config.Nest("relay", c.Relay.Validate()), config.Nest("lease", c.Lease.Validate()), config.Nest("cdc", c.CDC.Validate()), config.Nest("hints", c.Hints.Validate()))...)
 }
 
 func defaultConfig() *Config {
@@ -62,7 +56,8 @@ func defaultConfig() *Config {
 		CDC:          cdcsource.DefaultConfig(),
 		Relay:        relay.DefaultConfig(),
 		Lease:        lease.DefaultConfig(),
-		Topics:       TopicsConfig{Partitions: 12, Replication: 1},
+		Topics:       record.DefaultTopicSpec(),
+		Hints:        hintsource.DefaultConfig(),
 	}
 }
 
@@ -71,13 +66,18 @@ func main() {
 }
 
 // wire connects to the database and the broker, makes sure the topics
-// exist, and runs the relay as one supervised worker.
+// exist, and runs the relay's parts as supervised workers of their own:
+// "lease" contends for the relay's lease, and while this replica holds it
+// the gate lets "publisher" (the worker pool), "scan" (the scan source),
+// "cdc" (the CDC source, with source=scylla-cdc), "hints" (the hint
+// source, with hints.enabled) and "redrive" (the dlq-service's retry
+// requests) run; when the lease is lost they stop and wait for it again.
 func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker, error) {
 	session, err := d.ConnectCQL(ctx, cfg.CQL)
 	if err != nil {
 		return nil, err
 	}
-	client, err := d.ConnectKafka(ctx, cfg.Kafka)
+	client, err := d.ConnectKafka(ctx, cfg.Kafka, service.WithSarama(record.ProducerConfig))
 	if err != nil {
 		return nil, err
 	}
@@ -85,47 +85,62 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	if err := relay.EnsureTopics(admin, cfg.Relay.TopicPrefix, cfg.Topics.Partitions, cfg.Topics.Replication); err != nil {
+	if err := record.EnsureTopics(admin, cfg.Relay.TopicPrefix, cfg.Topics.Partitions, cfg.Topics.Replication); err != nil {
 		return nil, err
 	}
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), d.Registry, eventstore.WithTracerProvider(d.Tracer))
+	if cfg.Hints.Enabled {
+		if err := record.EnsureHintTopic(admin, cfg.Relay.TopicPrefix, cfg.Hints.Topic); err != nil {
+			return nil, err
+		}
+	}
+	store, err := eventstore.New(session, cfg.EventStore, d.Registry, eventstore.WithTracerProvider(d.Tracer))
 	if err != nil {
 		return nil, err
 	}
-	sc, err := cfg.Kafka.Sarama(d.Name)
+	// The producer shares the client whose connections the "kafka"
+	// readiness check pings.
+	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
-		return nil, err
-	}
-	producer, err := relay.NewProducer(cfg.Kafka.Brokers, sc)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("creating producer: %w", err)
 	}
 	d.OnClose(func() { _ = producer.Close() })
 	r, err := relay.New(cfg.Relay, session, store, producer, d.Logger, d.Registry, relay.WithTracerProvider(d.Tracer))
 	if err != nil {
 		return nil, err
 	}
-	work := r.Run
+	// With hints, the scan's fast poll backs off while it finds only what
+	// hints announced.
+	var (
+		hints    *hintsource.Source
+		scanOpts []scansource.Option
+	)
+	if cfg.Hints.Enabled {
+		if hints, err = newHintSource(cfg, d); err != nil {
+			return nil, err
+		}
+		scanOpts = append(scanOpts, scansource.WithHints(hints.Hinted))
+	}
+	scan, err := scansource.New(cfg.Relay.Config, store, r.ScanHooks(), d.Logger, d.Registry, scanOpts...)
+	if err != nil {
+		return nil, err
+	}
+	gated := append(r.Workers(), r.SourceWorker("scan", scan))
+	if hints != nil {
+		gated = append(gated, r.SourceWorker("hints", hints))
+	}
 	if cfg.Source == "scylla-cdc" {
 		if flavour, err := cql.DetectFlavour(ctx, session); err != nil {
 			return nil, err
 		} else if flavour != cql.ScyllaDB {
 			return nil, fmt.Errorf("source scylla-cdc needs ScyllaDB's CDC log, but the database is %s; use source scan", flavour)
 		}
-		src, err := cdcsource.New(session, cfg.CQL.Keyspace, "relay", cfg.CDC,
-			func(ctx context.Context, c cdcsource.Change) error { return r.Notify(ctx, c.AggregateID) },
-			r.DeadLetterRow, d.Logger, d.Registry)
+		cdc, err := cdcsource.New(session, cfg.CQL.Keyspace, "relay", cfg.CDC, r.DeadLetterRow, d.Logger, d.Registry)
 		if err != nil {
 			return nil, err
 		}
-		// The CDC source notifies the relay of each commit; the relay's
-		// scans go on as the reconcile that catches whatever it missed.
-		work = func(ctx context.Context) error {
-			g, ctx := errgroup.WithContext(ctx)
-			g.Go(func() error { return r.Run(ctx) })
-			g.Go(func() error { return src.Run(ctx) })
-			return g.Wait()
-		}
+		// The CDC source notifies the publisher of each commit; the scan
+		// goes on as the reconcile that catches whatever it missed.
+		gated = append(gated, r.SourceWorker("cdc", cdc))
 	}
 	// One active relay: replicas stand by until the lease frees.
 	host, _ := os.Hostname()
@@ -133,5 +148,26 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	return []supervise.Worker{{Name: "relay", Run: func(ctx context.Context) error { return l.Run(ctx, work) }}}, nil
+	gate := supervise.NewGate()
+	workers := []supervise.Worker{{Name: "lease", Run: func(ctx context.Context) error { return l.Run(ctx, gate.Hold) }}}
+	for _, w := range gated {
+		workers = append(workers, supervise.Worker{Name: w.Name, Run: gate.Guard(w.Run)})
+	}
+	return workers, nil
+}
+
+// newHintSource builds the hint source on a consumer group of its own
+// (joined only while this replica holds the lease, when the worker runs).
+func newHintSource(cfg *Config, d *service.Deps) (*hintsource.Source, error) {
+	sc, err := cfg.Kafka.Sarama(d.Name)
+	if err != nil {
+		return nil, err
+	}
+	record.HintConsumerConfig(sc)
+	group, err := sarama.NewConsumerGroup(cfg.Kafka.Brokers, cfg.Hints.Group, sc)
+	if err != nil {
+		return nil, fmt.Errorf("creating the hint consumer group %s: %w", cfg.Hints.Group, err)
+	}
+	d.OnClose(func() { _ = group.Close() })
+	return hintsource.New(group, record.HintTopicOf(cfg.Relay.TopicPrefix), d.Logger, d.Registry)
 }

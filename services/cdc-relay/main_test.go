@@ -30,3 +30,12 @@ func TestSourceChoice(t *testing.T) {
 	require.Equal(t, 2, p.Wait(20*time.Second), p.Output())
 	require.Contains(t, p.Output(), `"source"`)
 }
+
+// The event store is configured under eventstore.*, as command-service's
+// is: a bad value is a configuration error naming the key.
+func TestEventStoreIsConfigurable(t *testing.T) {
+	bin := servicetest.Build(t)
+	p := servicetest.Start(t, bin, nil, "--eventstore.page_size=3")
+	require.Equal(t, 2, p.Wait(20*time.Second), p.Output())
+	require.Contains(t, p.Output(), `"eventstore.page_size"`)
+}

@@ -26,7 +26,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
@@ -217,8 +217,8 @@ func privateTopics(t *testing.T) string {
 		if err != nil {
 			return
 		}
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "customer"))
 		_ = admin.Close()
 	})
 	return prefix
@@ -235,7 +235,7 @@ func consumeFromNow(ctx context.Context, t *testing.T, prefix string) *consumer 
 	c, err := sarama.NewConsumerFromClient(client)
 	require.NoError(t, err)
 	cons := &consumer{byKey: map[string][]int64{}}
-	for _, topic := range []string{relay.TopicOf(prefix, "order"), relay.TopicOf(prefix, "customer")} {
+	for _, topic := range []string{record.TopicOf(prefix, "order"), record.TopicOf(prefix, "customer")} {
 		parts, err := client.Partitions(topic)
 		require.NoError(t, err)
 		for _, p := range parts {
@@ -261,7 +261,7 @@ func consumeFromNow(ctx context.Context, t *testing.T, prefix string) *consumer 
 						}
 						var seq int64
 						for _, h := range msg.Headers {
-							if string(h.Key) == relay.HeaderSequence {
+							if string(h.Key) == record.HeaderSequence {
 								seq, _ = strconv.ParseInt(string(h.Value), 10, 64)
 							}
 						}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/orderstream/orderstream/pkg/domain"
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
@@ -33,6 +31,7 @@ import (
 type api struct {
 	orders    *repository.Orders
 	customers *repository.Customers
+	ordering  ordering
 	maxBody   int64
 	tracer    trace.Tracer
 	prop      propagation.TextMapPropagator
@@ -42,7 +41,7 @@ type api struct {
 
 func newAPI(orders *repository.Orders, customers *repository.Customers, maxBody int64, tp trace.TracerProvider, prop propagation.TextMapPropagator, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
 	a := &api{
-		orders: orders, customers: customers, maxBody: maxBody,
+		orders: orders, customers: customers, ordering: ordering{customers: customers}, maxBody: maxBody,
 		tracer: tp.Tracer("github.com/orderstream/orderstream/services/command-service"),
 		prop:   prop, logger: logger,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -99,33 +98,12 @@ func (a *api) createOrder(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.requireActiveCustomer(r.Context(), cust); err != nil {
+	if err := a.ordering.CanOrder(r.Context(), cust); err != nil {
 		a.fail(w, r, "CreateOrder", err)
 		return
 	}
 	cmd := order.CreateOrder{OrderID: id.String(), CustomerID: cust.String(), Items: items}
 	execute(a, w, r, a.orders, "CreateOrder", "/v1/orders/", id, order.Command(cmd), http.StatusCreated, "order_id", nil)
-}
-
-// requireActiveCustomer refuses orders for customers who do not exist or
-// may not order. It reads the customer's own stream, which is as current
-// as the commit that follows.
-func (a *api) requireActiveCustomer(ctx context.Context, id gocql.UUID) error {
-	state, _, err := a.customers.Load(ctx, id)
-	if _, ok := errors.AsType[*eventstore.WrongTypeError](err); ok {
-		// The id is an order's: there is no customer with it.
-		state, err = customer.State{}, nil
-	}
-	if err != nil {
-		return err
-	}
-	if !state.Exists() {
-		return domain.NewValidationError("order.customer_unknown", "customer_id", "there is no customer with this id")
-	}
-	if state.Status != value.CustomerStatusActive {
-		return domain.NewConflictError("order.customer_not_active", "the customer is "+strings.ToLower(state.Status.String())+" and cannot place orders")
-	}
-	return nil
 }
 
 func (a *api) updateItems(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 	"github.com/orderstream/orderstream/pkg/tracing"
 )
@@ -54,7 +55,7 @@ func newEnvTraced(t testing.TB, tp trace.TracerProvider, tune ...func(*Config)) 
 	}
 	require.NoError(t, cfg.Validate())
 	reg := prometheus.NewRegistry()
-	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, tp)
+	handler, err := newHandler(session, cfg, zerolog.Nop(), reg, tp, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
@@ -63,64 +64,29 @@ func newEnvTraced(t testing.TB, tp trace.TracerProvider, tune ...func(*Config)) 
 	return &env{t: t, url: srv.URL, store: store, session: session, reg: reg}
 }
 
-type answer struct {
-	status  int
-	header  http.Header
-	body    map[string]any
-	rawBody string
-}
+type answer = servicetest.Answer
 
 func (e *env) do(method, path string, body any, headers ...string) answer {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	require.NoError(e.t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	a := answer{status: resp.StatusCode, header: resp.Header, rawBody: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return servicetest.Do(e.t, method, e.url+path, body, headers...)
 }
 
 // ok asserts a carried-out command at version.
 func (e *env) ok(a answer, status int, version int64) string {
 	e.t.Helper()
-	require.Equal(e.t, status, a.status, a.rawBody)
-	require.EqualValues(e.t, version, a.body["version"], a.rawBody)
-	require.Equal(e.t, fmt.Sprintf("%q", fmt.Sprint(version)), a.header.Get("ETag"))
-	return a.body["id"].(string)
+	require.Equal(e.t, status, a.Status, a.Raw)
+	require.EqualValues(e.t, version, a.Body["version"], a.Raw)
+	require.Equal(e.t, fmt.Sprintf("%q", fmt.Sprint(version)), a.Header.Get("ETag"))
+	return a.Body["id"].(string)
 }
 
 // problem asserts an RFC 9457 answer.
 func (e *env) problem(a answer, status int, slug, field string) {
 	e.t.Helper()
-	require.Equal(e.t, status, a.status, a.rawBody)
-	require.Equal(e.t, "application/problem+json", a.header.Get("Content-Type"))
-	require.Equal(e.t, "https://orderstream.dev/problems/"+slug, a.body["type"], a.rawBody)
-	require.NotEmpty(e.t, a.body["code"], "every problem has a code: %s", a.rawBody)
-	require.EqualValues(e.t, status, a.body["status"])
-	if field != "" {
-		require.Equal(e.t, field, a.body["field"], a.rawBody)
-	}
-	require.NotContains(e.t, a.rawBody, "goroutine", "no stack traces in answers")
+	servicetest.RequireProblem(e.t, a, status, slug, field)
+	require.NotEmpty(e.t, a.Body["code"], "every problem has a code: %s", a.Raw)
+	require.EqualValues(e.t, status, a.Body["status"])
+	require.NotContains(e.t, a.Raw, "goroutine", "no stack traces in answers")
 }
 
 func (e *env) registerCustomer() string {
@@ -141,7 +107,7 @@ func TestCustomerCommands(t *testing.T) {
 	e := newEnv(t)
 	a := e.do("POST", "/v1/customers", map[string]any{"name": "Grace Hopper", "email": "Grace@Example.org"})
 	id := e.ok(a, 201, 1)
-	require.Equal(t, "/v1/customers/"+id, a.header.Get("Location"))
+	require.Equal(t, "/v1/customers/"+id, a.Header.Get("Location"))
 	base := "/v1/customers/" + id
 
 	e.ok(e.do("PATCH", base+"/profile", map[string]any{"name": "Grace B. Hopper"}), 200, 2)
@@ -149,7 +115,7 @@ func TestCustomerCommands(t *testing.T) {
 	e.ok(e.do("PUT", base+"/phone", map[string]any{"phone": "+1 202 555 0100"}), 200, 4)
 	a = e.do("POST", base+"/addresses", map[string]any{"label": "home", "line1": "1 Main St", "city": "Arlington", "postal_code": "22201", "country": "us"})
 	e.ok(a, 201, 5)
-	addr := a.body["address_id"].(string)
+	addr := a.Body["address_id"].(string)
 	e.ok(e.do("PUT", base+"/addresses/"+addr, map[string]any{"line1": "2 Main St", "city": "Arlington", "postal_code": "22201", "country": "US"}), 200, 6)
 	e.ok(e.do("DELETE", base+"/addresses/"+addr, nil), 200, 7)
 	e.ok(e.do("POST", base+"/tier", map[string]any{"tier": "GOLD"}), 200, 8)
@@ -173,7 +139,7 @@ func TestOrderCommands(t *testing.T) {
 	cust := e.registerCustomer()
 	a := e.do("POST", "/v1/orders", map[string]any{"customer_id": cust, "items": []any{item("sku-1", 2, 1999), item("sku-2", 1, 500)}})
 	id := e.ok(a, 201, 1)
-	require.Equal(t, "/v1/orders/"+id, a.header.Get("Location"))
+	require.Equal(t, "/v1/orders/"+id, a.Header.Get("Location"))
 	base := "/v1/orders/" + id
 	e.ok(e.do("PUT", base+"/items", map[string]any{"items": []any{item("sku-3", 1, 100)}}), 200, 2)
 	e.ok(e.do("POST", base+"/confirm", nil), 200, 3)
@@ -245,7 +211,7 @@ func TestIfMatch(t *testing.T) {
 	order := e.createOrder(cust)
 	a := e.do("POST", "/v1/orders/"+order+"/confirm", nil, "If-Match", `"7"`)
 	e.problem(a, 412, "version-mismatch", "If-Match")
-	require.EqualValues(t, 1, a.body["current_version"])
+	require.EqualValues(t, 1, a.Body["current_version"])
 	e.ok(e.do("POST", "/v1/orders/"+order+"/confirm", nil, "If-Match", `"1"`), 200, 2)
 }
 
@@ -258,11 +224,11 @@ func TestIdempotencyKey(t *testing.T) {
 	id := e.ok(first, 201, 1)
 
 	again := e.do("POST", "/v1/orders", body, "Idempotency-Key", key)
-	require.Equal(t, first.rawBody, again.rawBody, "the replay is the first answer")
-	require.Equal(t, 201, again.status)
-	require.Equal(t, first.header.Get("ETag"), again.header.Get("ETag"))
-	require.Equal(t, first.header.Get("Location"), again.header.Get("Location"))
-	require.Equal(t, "true", again.header.Get("Idempotent-Replayed"))
+	require.Equal(t, first.Raw, again.Raw, "the replay is the first answer")
+	require.Equal(t, 201, again.Status)
+	require.Equal(t, first.Header.Get("ETag"), again.Header.Get("ETag"))
+	require.Equal(t, first.Header.Get("Location"), again.Header.Get("Location"))
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 
 	body["items"] = []any{item("sku-2", 1, 100)}
 	e.problem(e.do("POST", "/v1/orders", body, "Idempotency-Key", key), 422, "idempotency-key-reused", "Idempotency-Key")
@@ -293,7 +259,7 @@ func TestRetriedCreateWithoutIDCommitsOnce(t *testing.T) {
 	require.NoError(t, e.session.Query(`UPDATE idempotency_keys SET status_code = 0, created_at = ? WHERE idempotency_key = ?`,
 		time.Unix(0, 0).UTC(), key).Exec())
 	again := e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
-	require.NotEqual(t, "true", again.header.Get("Idempotent-Replayed"), "the answer was forgotten: the request ran again")
+	require.NotEqual(t, "true", again.Header.Get("Idempotent-Replayed"), "the answer was forgotten: the request ran again")
 	require.Equal(t, id, e.ok(again, 201, 1), "the same customer, not a second one")
 
 	other := e.do("POST", "/v1/customers", body, "Idempotency-Key", uuid.NewString())
@@ -308,7 +274,7 @@ func TestCorrelationAndTraceReachTheEvents(t *testing.T) {
 	a := e.do("POST", "/v1/customers", map[string]any{"name": "T", "email": "t@example.org"},
 		"X-Correlation-ID", "corr-123", "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	id := e.ok(a, 201, 1)
-	require.Equal(t, "corr-123", a.header.Get("X-Correlation-ID"))
+	require.Equal(t, "corr-123", a.Header.Get("X-Correlation-ID"))
 	var events []eventstore.Event
 	require.NoError(t, e.store.Events(context.Background(), gocql.UUID(uuid.MustParse(id)), 0, 0, func(ev eventstore.Event) error {
 		events = append(events, ev)
@@ -320,7 +286,7 @@ func TestCorrelationAndTraceReachTheEvents(t *testing.T) {
 	require.Contains(t, events[0].TraceContext["traceparent"], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace id")
 
 	generated := e.do("POST", "/v1/customers", map[string]any{"name": "U", "email": "u@example.org"})
-	require.NotEmpty(t, generated.header.Get("X-Correlation-ID"))
+	require.NotEmpty(t, generated.Header.Get("X-Correlation-ID"))
 }
 
 // 64 clients race confirm, ship, deliver and cancel on 10 orders: every

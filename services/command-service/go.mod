@@ -4,9 +4,10 @@ go 1.26.0
 
 replace github.com/orderstream/orderstream/pkg => ../../pkg
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
+	github.com/IBM/sarama v1.61.1
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gocql/gocql v1.17.0
 	github.com/google/uuid v1.6.0
@@ -20,7 +21,6 @@ require (
 )
 
 require (
-	github.com/IBM/sarama v1.61.1 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -39,6 +39,7 @@ require (
 	github.com/jcmturner/gokrb5/v8 v8.4.4 // indirect
 	github.com/jcmturner/rpc/v2 v2.0.3 // indirect
 	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
 	github.com/mattn/go-isatty v0.0.23 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect

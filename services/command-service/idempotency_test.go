@@ -36,15 +36,15 @@ func TestRetryAfterCrashGets409ThenSucceedsOnce(t *testing.T) {
 
 	a := e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
 	e.problem(a, http.StatusConflict, "request-in-progress", "Idempotency-Key")
-	require.Equal(t, "request-in-progress", a.body["code"])
-	after, err := strconv.Atoi(a.header.Get("Retry-After"))
-	require.NoError(t, err, "Retry-After %q", a.header.Get("Retry-After"))
+	require.Equal(t, "request-in-progress", a.Body["code"])
+	after, err := strconv.Atoi(a.Header.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", a.Header.Get("Retry-After"))
 	require.True(t, after >= 1 && after <= int(timeout.Seconds())+1, "Retry-After %d within the lease", after)
 
 	var done answer
 	require.Eventually(t, func() bool {
 		done = e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
-		return done.status != http.StatusConflict
+		return done.Status != http.StatusConflict
 	}, 3*timeout, 50*time.Millisecond, "the retry is let through once the lease is over")
 	took := time.Since(died)
 	require.Equal(t, id, e.ok(done, 201, 1), "the same customer, committed once")
@@ -54,8 +54,8 @@ func TestRetryAfterCrashGets409ThenSucceedsOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 1, v)
 	replay := e.do("POST", "/v1/customers", body, "Idempotency-Key", key)
-	require.Equal(t, "true", replay.header.Get("Idempotent-Replayed"))
-	require.Equal(t, done.rawBody, replay.rawBody)
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, done.Raw, replay.Raw)
 }
 
 // TestIdempotencyKeyForm: an empty key is refused (it silently disabled

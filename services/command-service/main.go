@@ -20,6 +20,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
+	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
@@ -35,6 +36,10 @@ type Config struct {
 	HTTP                httpapi.ServerConfig `mapstructure:"http"`
 	EventStore          eventstore.Config    `mapstructure:"eventstore"`
 	Commands            CommandsConfig       `mapstructure:"commands"`
+	Hints               HintsConfig          `mapstructure:"hints"`
+	// Kafka is the broker the commit hints go to; read only with
+	// hints.enabled.
+	Kafka kafka.Config `mapstructure:"kafka"`
 }
 
 // CommandsConfig tunes command handling.
@@ -59,10 +64,14 @@ func (c *Config) Validate() error {
 	if c.Commands.RequestTimeout < 100*time.Millisecond || (c.HTTP.WriteTimeout > 0 && c.Commands.RequestTimeout > c.HTTP.WriteTimeout) {
 		errs = append(errs, config.Errorf("commands.request_timeout", "must be 100ms..http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, c.Commands.RequestTimeout))
 	}
+	if c.Hints.Enabled {
+		errs = append(errs, config.Nest("kafka", c.Kafka.Validate()))
+	}
 	return errors.Join(append(errs,
 		c.StoreConfig.Validate(),
 		config.Nest("http", c.HTTP.Validate()),
 		config.Nest("eventstore", c.EventStore.Validate()),
+		config.Nest("hints", c.Hints.Validate()),
 	)...)
 }
 
@@ -72,6 +81,8 @@ func defaultConfig() *Config {
 		HTTP:        httpapi.DefaultServerConfig(":8081"),
 		EventStore:  eventstore.DefaultConfig(),
 		Commands:    CommandsConfig{MaxConflictRetries: 5, IdempotencyTTL: 24 * time.Hour, RequestTimeout: 10 * time.Second},
+		Hints:       DefaultHintsConfig(),
+		Kafka:       kafka.DefaultConfig(),
 	}
 }
 
@@ -79,24 +90,45 @@ func main() {
 	os.Exit(service.Main("command-service", os.Args[1:], defaultConfig(), wire))
 }
 
-// wire connects to the database and serves the command API.
+// wire connects to the database and serves the command API; with
+// hints.enabled, the worker "hints" sends the commit hints (it connects to
+// the broker itself, and the service is ready without it: hints are best
+// effort).
 func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker, error) {
 	session, err := d.ConnectCQL(ctx, cfg.CQL)
 	if err != nil {
 		return nil, err
 	}
-	handler, err := newHandler(session, cfg, d.Logger, d.Registry, d.Tracer)
+	var hints *hintSender
+	if cfg.Hints.Enabled {
+		if hints, err = newHintSender(cfg.Hints, kafkaHintProducer(cfg.Kafka, d.Name), d.Logger, d.Registry); err != nil {
+			return nil, err
+		}
+	}
+	handler, err := newHandler(session, cfg, d.Logger, d.Registry, d.Tracer, hints)
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.Workers(cfg.HTTP, handler, d.Logger)
-}
-
-// newHandler builds the whole HTTP handler of the service on a session.
-func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (http.Handler, error) {
-	store, err := eventstore.New(session, cfg.EventStore, reg, eventstore.WithTracerProvider(tp), eventstore.WithCommitMetrics())
+	workers, err := httpapi.Workers(cfg.HTTP, handler, d.Logger)
 	if err != nil {
 		return nil, err
+	}
+	if hints != nil {
+		workers = append(workers, supervise.Worker{Name: "hints", Run: hints.Run})
+	}
+	return workers, nil
+}
+
+// newHandler builds the whole HTTP handler of the service on a session;
+// every commit offers its hint to hints (nil: hints off).
+func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider, hints *hintSender) (http.Handler, error) {
+	es, err := eventstore.New(session, cfg.EventStore, reg, eventstore.WithTracerProvider(tp), eventstore.WithCommitMetrics())
+	if err != nil {
+		return nil, err
+	}
+	var store eventstore.RepositoryStore = es
+	if hints != nil {
+		store = hintingStore{RepositoryStore: es, hints: hints}
 	}
 	up := eventcodec.NewUpcasters()
 	rc := eventstore.RepositoryConfig{MaxConflictRetries: cfg.Commands.MaxConflictRetries}

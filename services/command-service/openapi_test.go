@@ -20,7 +20,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // A method a path does not document is 405 with the documented methods in
 // Allow.
 func TestUndocumentedMethodsNotAllowed(t *testing.T) {
-	h, err := newHandler(nil, defaultConfig(), zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider())
+	h, err := newHandler(nil, defaultConfig(), zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider(), nil)
 	require.NoError(t, err)
 	httpapitest.RequireUndocumentedMethodsNotAllowed(t, openAPI, h)
 }

@@ -14,7 +14,7 @@ import (
 // requireCode asserts the problem's machine code.
 func requireCode(t *testing.T, a answer, code string) {
 	t.Helper()
-	require.Equal(t, code, a.body["code"], a.rawBody)
+	require.Equal(t, code, a.Body["code"], a.Raw)
 }
 
 // TestIDOfTheOtherAggregateType: an id that names a customer is no order
@@ -93,7 +93,7 @@ func TestIfMatchForms(t *testing.T) {
 	for _, h := range []string{`"1"`, `"1", "2"`} {
 		a := e.do("POST", "/v1/customers/"+cust+"/suspend", reason, "If-Match", h)
 		e.problem(a, http.StatusPreconditionFailed, "version-mismatch", "If-Match")
-		require.EqualValues(t, v, a.body["current_version"])
+		require.EqualValues(t, v, a.Body["current_version"])
 	}
 	// Two header lines are one list.
 	req, err := http.NewRequest("POST", e.url+"/v1/customers/"+cust+"/suspend", strings.NewReader(`{"reason":"r"}`))

@@ -49,7 +49,7 @@ func TestDatabaseGoneOverHTTP(t *testing.T) {
 	require.NoError(t, err)
 	cfg := defaultConfig()
 	cfg.CQL = c
-	handler, err := newHandler(session, cfg, zerolog.Nop(), prometheus.NewRegistry(), tp)
+	handler, err := newHandler(session, cfg, zerolog.Nop(), prometheus.NewRegistry(), tp, nil)
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
@@ -64,8 +64,8 @@ func TestDatabaseGoneOverHTTP(t *testing.T) {
 			e.do("POST", "/v1/orders", map[string]any{"customer_id": id, "items": []any{item("sku-1", 1, 100)}}),
 		} {
 			e.problem(a, http.StatusServiceUnavailable, "unavailable", "")
-			require.Equal(t, "unavailable", a.body["code"], a.rawBody)
-			require.NotEmpty(t, a.header.Get("Retry-After"))
+			require.Equal(t, "unavailable", a.Body["code"], a.Raw)
+			require.NotEmpty(t, a.Header.Get("Retry-After"))
 		}
 	}
 }

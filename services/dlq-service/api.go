@@ -4,40 +4,38 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/httpapi"
 )
 
-// api answers the DLQ API over HTTP.
+// api answers the DLQ API over HTTP: it authorizes, decodes, calls one
+// use case of the queue (app.go) and maps its outcome to a body.
 type api struct {
-	session  *gocql.Session
+	q        *queue
 	cfg      DLQConfig
 	token    [sha256.Size]byte // of the bearer token, compared in constant time
 	hasToken bool
-	limiter  *rate.Limiter // of the bulk calls' requests, shared by all of them
 	logger   zerolog.Logger
-	m        *dlqMetrics
 }
 
-func newAPI(session *gocql.Session, cfg DLQConfig, token string, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
+// newAPI builds the API over the dead-letter queue store and the event
+// store's versions v; the dlq metrics are registered with reg.
+func newAPI(store deadLetters, v versions, cfg DLQConfig, token string, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	a := &api{session: session, cfg: cfg, logger: logger, m: m, limiter: rate.NewLimiter(rate.Limit(cfg.BulkRate), cfg.BulkBurst)}
+	a := &api{q: newQueue(store, v, cfg, logger, m), cfg: cfg, logger: logger}
 	if token != "" {
 		a.token, a.hasToken = sha256.Sum256([]byte(token)), true
 	}
@@ -206,7 +204,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	page, err := deadletter.List(r.Context(), a.session, p.filter, p.after, p.limit)
+	page, err := a.q.List(r.Context(), p.filter, p.after, p.limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -224,24 +222,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, body)
 }
 
-// entry reads the {id} of the path (and refuses any query parameter but
-// those allowed) and the dead letter; on failure it answers and returns
-// false.
-func (a *api) entry(w http.ResponseWriter, r *http.Request) (deadletter.Entry, bool) {
-	id, err := parseEntryID(chi.URLParam(r, "id"))
-	if err != nil {
-		a.fail(w, r, err)
-		return deadletter.Entry{}, false
-	}
-	e, found, err := deadletter.Get(r.Context(), a.session, id)
-	if err == nil && !found {
-		err = notFound(id)
-	}
-	if err != nil {
-		a.fail(w, r, err)
-		return deadletter.Entry{}, false
-	}
-	return e, true
+// entryID reads the {id} of the path.
+func entryID(r *http.Request) (gocql.UUID, error) {
+	return parseEntryID(chi.URLParam(r, "id"))
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
@@ -249,41 +232,23 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	e, ok := a.entry(w, r)
-	if !ok {
+	id, err := entryID(r)
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	body := entryDetailBody{entryBody: entryOf(e), Payload: e.Payload, ErrorHistory: e.ErrorHistory}
+	d, err := a.q.Detail(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body := entryDetailBody{entryBody: entryOf(d.Entry), Payload: d.Payload, ErrorHistory: d.ErrorHistory, Head: d.Head, WaitingEvents: d.WaitingEvents}
 	if body.ErrorHistory == nil {
 		body.ErrorHistory = []string{}
 	}
-	if e.ParksAggregate && e.AggregateID != (gocql.UUID{}) {
-		head, err := deadletter.IsHead(ctx, a.session, e)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		body.Head = head
-		if head {
-			var current int64
-			err := a.session.Query(`SELECT current_sequence FROM event_store WHERE aggregate_id = ? LIMIT 1`, e.AggregateID).WithContext(ctx).Scan(&current)
-			if err != nil && !errors.Is(err, gocql.ErrNotFound) {
-				a.fail(w, r, err)
-				return
-			}
-			waiting := max(current-e.Sequence, 0)
-			body.WaitingEvents = &waiting
-		}
-		req, pending, err := deadletter.PendingFor(ctx, a.session, e.Component, e.AggregateID)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		if pending {
-			body.PendingRequest = &requestBody{RequestID: req.ID.String(), DLQID: req.DLQID.String(), Action: string(req.Action),
-				RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt.UTC(), Taken: req.ClaimedBy != ""}
-		}
+	if req := d.Pending; req != nil {
+		body.PendingRequest = &requestBody{RequestID: req.ID.String(), DLQID: req.DLQID.String(), Action: string(req.Action),
+			RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt.UTC(), Taken: req.ClaimedBy != ""}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, body)
 }
@@ -312,12 +277,11 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	st, err := deadletter.ReadStats(r.Context(), a.session)
+	st, err := a.q.Stats(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.m.set(st)
 	body := statsBody{
 		Total: st.Total, ByComponent: st.ByComponent, ByEventType: st.ByEventType, ByComponentAndEventType: st.ByComponentAndType,
 		ParkedAggregates: st.Parked, PendingRetries: st.PendingRetries,
@@ -337,57 +301,32 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 
 // --- retries ----------------------------------------------------------------
 
-// retriable reports whether a dead letter can be re-driven: an event that
-// parks its aggregate (input that could not be tied to one cannot).
-func retriable(s deadletter.Summary) bool {
-	return s.ParksAggregate && s.AggregateID != (gocql.UUID{})
+// outcomeOf is the body of an outcome.
+func outcomeOf(o outcome) outcomeBody {
+	b := outcomeBody{DLQID: o.DLQID.String(), Component: o.Component, Action: string(o.Action), RequestedBy: o.RequestedBy, Joined: o.Joined,
+		Status: o.Status.String(), Detail: o.Detail, Applied: o.Applied, Progress: o.Progress, Head: o.Head, Purged: o.Purged}
+	if o.RequestID != (gocql.UUID{}) {
+		b.RequestID, b.AggregateID = o.RequestID.String(), o.AggregateID.String()
+	}
+	if o.HeadDLQID != (gocql.UUID{}) {
+		b.HeadDLQID = o.HeadDLQID.String()
+	}
+	return b
 }
 
-// redrive asks s's component to re-drive its aggregate (action retry or
-// skip) and waits up to wait for the outcome. A request already pending
-// for that aggregate is joined rather than repeated.
-func (a *api) redrive(ctx context.Context, s deadletter.Summary, action deadletter.Action, who string, wait time.Duration) (outcomeBody, error) {
-	req, created, err := deadletter.Submit(ctx, a.session, deadletter.Request{Component: s.Component, AggregateID: s.AggregateID, DLQID: s.ID, Action: action, RequestedBy: who})
-	if err != nil {
-		return outcomeBody{}, err
+func bulkOf(b bulk) bulkBody {
+	body := bulkBody{Matched: b.Matched, Requested: b.Requested, Succeeded: b.Succeeded, Failed: b.Failed, Gone: b.Gone, Pending: b.Pending,
+		NotRetriable: b.NotRetriable, NotAttempted: b.NotAttempted, Purged: b.Purged, Complete: b.Complete, Results: make([]outcomeBody, len(b.Results))}
+	for i, o := range b.Results {
+		body.Results[i] = outcomeOf(o)
 	}
-	if created {
-		a.m.requested.WithLabelValues(s.Component, string(action)).Inc()
-	}
-	out := outcomeBody{DLQID: req.DLQID.String(), Component: req.Component, AggregateID: req.AggregateID.String(), RequestID: req.ID.String(),
-		Action: string(req.Action), RequestedBy: req.RequestedBy, Joined: !created, Status: "pending"}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	res, found, err := deadletter.AwaitResult(wctx, a.session, req.ID, a.cfg.PollEvery)
-	if err != nil {
-		return out, err
-	}
-	if !found {
-		out.Detail = "the component has not answered yet; it carries the request out when it reads it (watch GET /v1/dlq/" + out.DLQID + ")"
-		if created {
-			a.m.unresolved.WithLabelValues(s.Component, string(action), "pending").Inc()
-		}
-		return out, nil
-	}
-	out.Status, out.Detail, out.Applied, out.Progress, out.Head = res.Status, res.Detail, res.Applied, res.Progress, res.Head
-	if res.HeadDLQID != (gocql.UUID{}) {
-		out.HeadDLQID = res.HeadDLQID.String()
-	}
-	if created {
-		switch res.Status {
-		case deadletter.StatusSucceeded:
-			a.m.succeeded.WithLabelValues(s.Component, string(action)).Inc()
-		case deadletter.StatusFailed:
-			a.m.failed.WithLabelValues(s.Component, string(action)).Inc()
-		default:
-			a.m.unresolved.WithLabelValues(s.Component, string(action), res.Status).Inc()
-		}
-	}
-	return out, nil
+	return body
 }
 
-func statusOf(out outcomeBody) int {
-	if out.Status == "pending" {
+// statusOf is the HTTP status of an outcome: 202 while the component has
+// not answered.
+func statusOf(o outcome) int {
+	if o.Status == statusPending {
 		return http.StatusAccepted
 	}
 	return http.StatusOK
@@ -398,23 +337,17 @@ func (a *api) retryOne(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	e, ok := a.entry(w, r)
-	if !ok {
-		return
-	}
-	if !retriable(e.Summary()) {
-		a.fail(w, r, notRetriable(e))
-		return
-	}
-	who := actor(r.Context())
-	a.logger.Info().Str("actor", who).Str("dlq_id", e.ID.String()).Str("component", e.Component).Str("aggregate_id", e.AggregateID.String()).
-		Int64("sequence", e.Sequence).Msg("retry of a dead letter requested")
-	out, err := a.redrive(r.Context(), e.Summary(), deadletter.ActionRetry, who, a.cfg.RetryTimeout)
+	id, err := entryID(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, statusOf(out), out)
+	out, err := a.q.Retry(r.Context(), id, actor(r.Context()))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, statusOf(out), outcomeOf(out))
 }
 
 func (a *api) retryBulk(w http.ResponseWriter, r *http.Request) {
@@ -442,101 +375,12 @@ func (a *api) retryBulk(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	sums, err := deadletter.Summaries(r.Context(), a.session, f, gocql.UUID{}, limit+1)
+	b, err := a.q.RetryBulk(r.Context(), f, limit, actor(r.Context()))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	body := bulkBody{Complete: len(sums) <= limit}
-	sums = sums[:min(len(sums), limit)]
-	body.Matched = len(sums)
-	body.Results = make([]outcomeBody, len(sums))
-	var todo []int
-	for i, s := range sums {
-		if retriable(s) {
-			todo = append(todo, i)
-			continue
-		}
-		body.Results[i] = outcomeBody{DLQID: s.ID.String(), Component: s.Component, Status: "not_retriable",
-			Detail: "input not tied to an event: nothing to re-drive; purge it"}
-		body.NotRetriable++
-	}
-	who := actor(r.Context())
-	a.logger.Info().Str("actor", who).Interface("filter", in).Int("matched", len(sums)).Int("retriable", len(todo)).Msg("bulk retry requested")
-	a.bulk(r.Context(), sums, todo, deadletter.ActionRetry, who, &body)
-	body.Complete = body.Complete && body.NotAttempted == 0
-	a.logger.Info().Str("actor", who).Int("succeeded", body.Succeeded).Int("failed", body.Failed).Int("pending", body.Pending).
-		Int("not_attempted", body.NotAttempted).Msg("bulk retry done")
-	httpapi.WriteJSON(w, http.StatusOK, body)
-}
-
-// bulk sends the requests of sums[todo...], started at the rate of the
-// shared limiter with at most BulkParallelism awaiting their outcome, for
-// at most BulkTimeout, and counts the outcomes into body.
-func (a *api) bulk(ctx context.Context, sums []deadletter.Summary, todo []int, action deadletter.Action, who string, body *bulkBody) {
-	deadline := time.Now().Add(a.cfg.BulkTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, a.cfg.BulkParallelism)
-	)
-	record := func(i int, out outcomeBody) {
-		mu.Lock()
-		defer mu.Unlock()
-		body.Results[i] = out
-		switch out.Status {
-		case deadletter.StatusSucceeded:
-			body.Succeeded++
-		case deadletter.StatusFailed, "error":
-			body.Failed++
-		case deadletter.StatusGone:
-			body.Gone++
-		case "pending":
-			body.Pending++
-		case "not_attempted":
-			body.NotAttempted++
-		}
-		if out.Status != "not_attempted" && out.Status != "error" {
-			body.Requested++
-		}
-		if out.Purged != nil && *out.Purged {
-			body.Purged++
-		}
-	}
-	for n, i := range todo {
-		s := sums[i]
-		started := a.limiter.Wait(ctx) == nil
-		if started {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				started = false
-			}
-		}
-		if !started {
-			for _, j := range todo[n:] {
-				record(j, outcomeBody{DLQID: sums[j].ID.String(), Component: sums[j].Component, Status: "not_attempted",
-					Detail: "dlq.bulk_timeout was reached first; repeat the call"})
-			}
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out, err := a.redrive(ctx, s, action, who, min(a.cfg.RetryTimeout, time.Until(deadline)))
-			if err != nil {
-				a.logger.Warn().Err(err).Str("dlq_id", s.ID.String()).Msg("bulk request failed")
-				out = outcomeBody{DLQID: s.ID.String(), Component: s.Component, Status: "error", Detail: "the request could not be written or read: the database did not answer"}
-			}
-			if action == deadletter.ActionSkip {
-				purged := out.Status != "pending" && out.Status != "error" && (out.Status == deadletter.StatusGone || out.Progress >= s.Sequence)
-				out.Purged = &purged
-			}
-			record(i, out)
-		})
-	}
-	wg.Wait()
+	httpapi.WriteJSON(w, http.StatusOK, bulkOf(b))
 }
 
 // --- purges -----------------------------------------------------------------
@@ -547,45 +391,23 @@ func (a *api) purgeOne(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	e, ok := a.entry(w, r)
-	if !ok {
-		return
-	}
-	ctx := r.Context()
-	who := actor(ctx)
-	head, err := deadletter.IsHead(ctx, a.session, e)
+	id, err := entryID(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	log := a.logger.Warn().Str("actor", who).Str("dlq_id", e.ID.String()).Str("component", e.Component).Str("event_type", e.EventType).
-		Str("aggregate_id", e.AggregateID.String()).Int64("sequence", e.Sequence).Bool("skip", skip)
-	switch {
-	case head && !skip:
-		a.fail(w, r, parkedHead(e))
-	case head:
-		out, err := a.redrive(ctx, e.Summary(), deadletter.ActionSkip, who, a.cfg.RetryTimeout)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		purged := out.Status == deadletter.StatusGone || (out.Status != "pending" && out.Progress >= e.Sequence)
-		out.Purged = &purged
-		if purged {
-			a.m.purged.WithLabelValues(e.Component, "skip").Inc()
-		}
-		log.Str("status", out.Status).Bool("purged", purged).Msg("purge of the head of a parked aggregate: its component moves past it")
-		httpapi.WriteJSON(w, statusOf(out), out)
-	default:
-		if err := deadletter.Delete(ctx, a.session, e.Summary()); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		a.m.purged.WithLabelValues(e.Component, "delete").Inc()
-		log.Msg("dead letter purged")
-		purged := true
-		httpapi.WriteJSON(w, http.StatusOK, outcomeBody{DLQID: e.ID.String(), Component: e.Component, AggregateID: e.AggregateID.String(), Status: "purged", Purged: &purged})
+	out, err := a.q.Purge(r.Context(), id, skip, actor(r.Context()))
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
+	body := outcomeOf(out)
+	if out.Status == statusPurged {
+		// A deleted dead letter is answered with its aggregate, the
+		// zero id for input not tied to one.
+		body.AggregateID = out.AggregateID.String()
+	}
+	httpapi.WriteJSON(w, statusOf(out), body)
 }
 
 func (a *api) purgeBulk(w http.ResponseWriter, r *http.Request) {
@@ -594,66 +416,10 @@ func (a *api) purgeBulk(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	who := actor(ctx)
-	sums, err := deadletter.Summaries(ctx, a.session, p.filter, gocql.UUID{}, a.cfg.BulkMax+1)
+	b, err := a.q.PurgeBulk(r.Context(), p.filter, p.skip, actor(r.Context()))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	body := bulkBody{Complete: len(sums) <= a.cfg.BulkMax}
-	sums = sums[:min(len(sums), a.cfg.BulkMax)]
-	body.Matched = len(sums)
-	body.Results = make([]outcomeBody, len(sums))
-	// Which are heads of parked aggregates: one read of the parked set of
-	// each component involved.
-	parked := map[string]map[gocql.UUID]deadletter.ParkedAggregate{}
-	var heads, others []int
-	for i, s := range sums {
-		if retriable(s) {
-			rows, ok := parked[s.Component]
-			if !ok {
-				if rows, err = deadletter.ParkedRows(ctx, a.session, s.Component); err != nil {
-					a.fail(w, r, err)
-					return
-				}
-				parked[s.Component] = rows
-			}
-			if row, ok := rows[s.AggregateID]; ok && row.Heads(s) {
-				heads = append(heads, i)
-				continue
-			}
-		}
-		others = append(others, i)
-	}
-	if len(heads) > 0 && !p.skip {
-		a.fail(w, r, parkedHeads(len(heads), len(sums)))
-		return
-	}
-	for _, i := range others {
-		s := sums[i]
-		out := outcomeBody{DLQID: s.ID.String(), Component: s.Component, Status: "purged"}
-		if err := deadletter.Delete(ctx, a.session, s); err != nil {
-			a.logger.Warn().Err(err).Str("dlq_id", s.ID.String()).Msg("purging a dead letter")
-			out.Status, out.Detail = "error", "the database did not answer; repeat the call"
-			body.Failed++
-		} else {
-			purged := true
-			out.Purged = &purged
-			body.Purged++
-			a.m.purged.WithLabelValues(s.Component, "delete").Inc()
-		}
-		body.Results[i] = out
-	}
-	a.bulk(ctx, sums, heads, deadletter.ActionSkip, who, &body)
-	for _, i := range heads {
-		if out := body.Results[i]; out.Purged != nil && *out.Purged {
-			a.m.purged.WithLabelValues(sums[i].Component, "skip").Inc()
-		}
-	}
-	body.Complete = body.Complete && body.NotAttempted == 0
-	a.logger.Warn().Str("actor", who).Str("component", p.filter.Component).Str("event_type", p.filter.EventType).Bool("skip", p.skip).
-		Int("matched", body.Matched).Int("purged", body.Purged).Int("heads_skipped", len(heads)).Int("failed", body.Failed).Bool("complete", body.Complete).
-		Msg("dead letters purged by filter")
-	httpapi.WriteJSON(w, http.StatusOK, body)
+	httpapi.WriteJSON(w, http.StatusOK, bulkOf(b))
 }

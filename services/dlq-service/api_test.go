@@ -19,7 +19,7 @@ import (
 // never reach it.
 func offlineServer(t *testing.T, token string) *httptest.Server {
 	t.Helper()
-	a, err := newAPI(nil, testConfig().DLQ, token, zerolog.Nop(), prometheus.NewRegistry())
+	a, err := newAPI(nil, nil, testConfig().DLQ, token, zerolog.Nop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	h, err := newHandler(a, zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider())
 	require.NoError(t, err)

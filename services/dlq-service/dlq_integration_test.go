@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/eventstore/eventstoretest"
 	"github.com/orderstream/orderstream/pkg/loadgen"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/relay"
@@ -108,8 +108,8 @@ func TestProjectorFailuresParkedThenRetriedInOrder(t *testing.T) {
 	require.Equal(t, map[string]int{"projector/order-read-model": 1}, counts(st["parked_aggregates"]))
 	require.EqualValues(t, 1, st["parked_total"])
 	require.Equal(t, id, st["oldest"].(map[string]any)["id"])
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.messages.WithLabelValues("projector/order-read-model", "OrderItemsUpdated")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.parked.WithLabelValues("projector/order-read-model")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.messages.WithLabelValues("projector/order-read-model", "OrderItemsUpdated")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.parked.WithLabelValues("projector/order-read-model")))
 
 	// More events of the parked order wait too.
 	e.handle(ctx, x, order.ShipOrder{Carrier: "c", TrackingNumber: "t"}) // 8
@@ -165,18 +165,18 @@ func TestProjectorFailuresParkedThenRetriedInOrder(t *testing.T) {
 	succeeded := 0
 	for _, a := range outs {
 		switch {
-		case a.status == http.StatusOK && a.body["status"] == "succeeded":
+		case a.Status == http.StatusOK && a.Body["status"] == "succeeded":
 			succeeded++
-			require.EqualValues(t, 8, a.body["progress"], a.rawBody)
-			require.EqualValues(t, 6, a.body["applied"], a.rawBody)
-		case a.status == http.StatusOK && a.body["status"] == "gone", a.status == http.StatusNotFound:
+			require.EqualValues(t, 8, a.Body["progress"], a.Raw)
+			require.EqualValues(t, 6, a.Body["applied"], a.Raw)
+		case a.Status == http.StatusOK && a.Body["status"] == "gone", a.Status == http.StatusNotFound:
 			// The second came after the first had resolved it.
 		default:
-			t.Fatalf("unexpected answer %d %s", a.status, a.rawBody)
+			t.Fatalf("unexpected answer %d %s", a.Status, a.Raw)
 		}
 	}
 	require.GreaterOrEqual(t, succeeded, 1)
-	t.Logf("two retries at once: %d %s / %d %s", outs[0].status, outs[0].rawBody, outs[1].status, outs[1].rawBody)
+	t.Logf("two retries at once: %d %s / %d %s", outs[0].Status, outs[0].Raw, outs[1].Status, outs[1].Raw)
 	require.Equal(t, 6.0, testutil.ToFloat64(p.orderRM.Metrics().Applied)-before, "3..8 applied once")
 	require.Equal(t, int64(8), e.orderVersion(ctx, x))
 	e.exactExcept(ctx, 30*time.Second)
@@ -185,9 +185,9 @@ func TestProjectorFailuresParkedThenRetriedInOrder(t *testing.T) {
 	require.EqualValues(t, 0, st["total"])
 	require.EqualValues(t, 0, st["parked_total"])
 	require.Nil(t, st["oldest"])
-	require.Equal(t, 0.0, testutil.ToFloat64(e.api.m.parked.WithLabelValues("projector/order-read-model")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.failed.WithLabelValues("projector/order-read-model", "retry")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.succeeded.WithLabelValues("projector/order-read-model", "retry")))
+	require.Equal(t, 0.0, testutil.ToFloat64(e.api.q.m.parked.WithLabelValues("projector/order-read-model")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.failed.WithLabelValues("projector/order-read-model", "retry")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.succeeded.WithLabelValues("projector/order-read-model", "retry")))
 
 	// Unparked: the next event flows as usual.
 	e.handle(ctx, x, order.DeliverOrder{})
@@ -238,8 +238,8 @@ func TestBulkRetryAndPurgeByFilter(t *testing.T) {
 	require.Equal(t, map[string]int{"OrderShipped": 5, "OrderCancelled": 3}, counts(st["by_event_type"]))
 	require.Equal(t, map[string]int{component: 9, "projector/orders-by-customer": 1, "projector/orders-by-status": 1}, counts(st["by_component"]))
 	require.EqualValues(t, 8, st["parked_total"])
-	require.Equal(t, 5.0, testutil.ToFloat64(e.api.m.messages.WithLabelValues(component, "OrderShipped")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.messages.WithLabelValues(component, noEventType)))
+	require.Equal(t, 5.0, testutil.ToFloat64(e.api.q.m.messages.WithLabelValues(component, "OrderShipped")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.messages.WithLabelValues(component, noEventType)))
 
 	// A bulk call needs a filter, or all=true.
 	e.problem(e.do(http.MethodPost, "/v1/dlq/retry", map[string]any{}, authed...), http.StatusBadRequest, "invalid-parameter", "all")
@@ -285,7 +285,7 @@ func TestBulkRetryAndPurgeByFilter(t *testing.T) {
 	require.EqualValues(t, 3, purge["purged"])
 	st = e.stats()
 	require.EqualValues(t, 3, st["total"])
-	require.Equal(t, 0.0, testutil.ToFloat64(e.api.m.messages.WithLabelValues(component, noEventType)))
+	require.Equal(t, 0.0, testutil.ToFloat64(e.api.q.m.messages.WithLabelValues(component, noEventType)))
 
 	// With skip: the projector moves past each cancellation without its
 	// effect, and the dead letters go.
@@ -308,11 +308,11 @@ func TestBulkRetryAndPurgeByFilter(t *testing.T) {
 	// difference, by design.
 	left := e.exactExcept(ctx, 30*time.Second, cancelled...)
 	require.NotEmpty(t, left)
-	require.Equal(t, 3.0, testutil.ToFloat64(e.api.m.purged.WithLabelValues(component, "skip")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.purged.WithLabelValues(component, "delete")))
-	require.Equal(t, 1.0, testutil.ToFloat64(e.api.m.purged.WithLabelValues("projector/orders-by-status", "delete")))
-	require.Equal(t, 5.0, testutil.ToFloat64(e.api.m.succeeded.WithLabelValues(component, "retry")))
-	require.Equal(t, 3.0, testutil.ToFloat64(e.api.m.failed.WithLabelValues(component, "retry")))
+	require.Equal(t, 3.0, testutil.ToFloat64(e.api.q.m.purged.WithLabelValues(component, "skip")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.purged.WithLabelValues(component, "delete")))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.api.q.m.purged.WithLabelValues("projector/orders-by-status", "delete")))
+	require.Equal(t, 5.0, testutil.ToFloat64(e.api.q.m.succeeded.WithLabelValues(component, "retry")))
+	require.Equal(t, 3.0, testutil.ToFloat64(e.api.q.m.failed.WithLabelValues(component, "retry")))
 }
 
 // The relay's dead letter through the API: listed by component, its head
@@ -338,13 +338,13 @@ func TestRelayDeadLetterRetriedThroughTheAPI(t *testing.T) {
 	out := e.ok(e.do(http.MethodPost, "/v1/dlq/"+dlq+"/retry", nil, authed...))
 	require.Equal(t, "failed", out["status"], out)
 
-	require.NoError(t, e.session.Query(`UPDATE event_store SET event_data = '{}' WHERE aggregate_id = ? AND sequence_number = 2`, id).Exec())
+	require.NoError(t, eventstoretest.ReplaceEventData(ctx, e.session, id, 2, []byte("{}")))
 	out = e.ok(e.do(http.MethodPost, "/v1/dlq/"+dlq+"/retry", nil, authed...))
 	require.Equal(t, "succeeded", out["status"], out)
 	require.EqualValues(t, 3, out["progress"])
 	e.published(ctx)
 	require.EqualValues(t, 0, e.stats()["total"])
-	_, parked, err := deadletter.ReadParked(ctx, e.session, relay.Component, id)
+	_, parked, err := e.dlq.ReadParked(ctx, relay.Component, id)
 	require.NoError(t, err)
 	require.False(t, parked)
 }

@@ -1,26 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/gocql/gocql"
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orderstream/orderstream/pkg/cql"
-	"github.com/orderstream/orderstream/pkg/eventcodec"
+	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -34,6 +31,7 @@ type env struct {
 	cql       cql.Config
 	session   *gocql.Session
 	store     *eventstore.Store
+	dlq       *deadletter.Store
 	orders    *repository.Orders
 	customers *repository.Customers
 	api       *api
@@ -59,29 +57,19 @@ func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	}
 	require.NoError(t, cfg.Validate())
 	reg := prometheus.NewRegistry()
-	a, err := newAPI(session, cfg.DLQ, cfg.DLQ.Token, zerolog.Nop(), reg)
+	wm := servicetest.NewWriteModel(t, session, 10)
+	dlq := deadletter.NewStore(session, c.Keyspace)
+	a, err := newAPI(dlq, wm.Store, cfg.DLQ, cfg.DLQ.Token, zerolog.Nop(), reg)
 	require.NoError(t, err)
 	handler, err := newHandler(a, zerolog.Nop(), reg, noop.NewTracerProvider())
 	require.NoError(t, err)
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	return &env{t: t, url: srv.URL, cql: c, session: session, store: store, orders: orders, customers: customers, api: a, reg: reg}
+	return &env{t: t, url: srv.URL, cql: c, session: session, store: wm.Store, dlq: dlq, orders: wm.Orders, customers: wm.Customers, api: a, reg: reg}
 }
 
-type answer struct {
-	status  int
-	header  http.Header
-	body    map[string]any
-	rawBody string
-}
+type answer = servicetest.Answer
 
 // authed are the headers of an authorized operator.
 var authed = []string{"Authorization", "Bearer " + testToken, "X-Requested-By", "alice"}
@@ -89,28 +77,7 @@ var authed = []string{"Authorization", "Bearer " + testToken, "X-Requested-By", 
 // do sends a request; body (when not nil) is sent as JSON.
 func (e *env) do(method, path string, body any, headers ...string) answer {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		require.NoError(e.t, err)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	require.NoError(e.t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	a := answer{status: resp.StatusCode, header: resp.Header, rawBody: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
-	return a
+	return servicetest.Do(e.t, method, e.url+path, body, headers...)
 }
 
 func (e *env) get(path string) answer { return e.do(http.MethodGet, path, nil) }
@@ -122,20 +89,15 @@ func (e *env) ok(a answer, status ...int) map[string]any {
 	if len(status) > 0 {
 		want = status[0]
 	}
-	require.Equal(e.t, want, a.status, a.rawBody)
-	require.Equal(e.t, "application/json", a.header.Get("Content-Type"))
-	return a.body
+	require.Equal(e.t, want, a.Status, a.Raw)
+	require.Equal(e.t, "application/json", a.Header.Get("Content-Type"))
+	return a.Body
 }
 
 // problem asserts an RFC 9457 answer of the slug, naming field when given.
 func (e *env) problem(a answer, status int, slug, field string) {
 	e.t.Helper()
-	require.Equal(e.t, status, a.status, a.rawBody)
-	require.Equal(e.t, "application/problem+json", a.header.Get("Content-Type"))
-	require.Equal(e.t, "https://orderstream.dev/problems/"+slug, a.body["type"], a.rawBody)
-	if field != "" {
-		require.Equal(e.t, field, a.body["field"], a.rawBody)
-	}
+	servicetest.RequireProblem(e.t, a, status, slug, field)
 }
 
 // entries lists the dead letters a query selects (one page of up to 500).
@@ -165,9 +127,7 @@ func (e *env) stats() map[string]any {
 	return e.ok(e.get("/v1/dlq/stats"))
 }
 
-func meta() eventstore.Metadata {
-	return eventstore.Metadata{CommandID: uuid.NewString(), CorrelationID: "dlq-test", Now: time.Now().UTC()}
-}
+func meta() eventstore.Metadata { return servicetest.Meta("dlq-test") }
 
 // num reads a JSON number of a body.
 func num(v any) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -11,9 +12,32 @@ import (
 	"github.com/orderstream/orderstream/pkg/httpapi"
 )
 
-// fail answers err as a problem (httpapi.Fail).
+// fail answers err as a problem (httpapi.Fail), the refusals of the use
+// cases as their own problems.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	httpapi.Fail(w, r, a.logger, "dlq request failed", err, cql.Unavailable)
+	httpapi.Fail(w, r, a.logger, "dlq request failed", problemOf(err), cql.Unavailable)
+}
+
+// problemOf maps a refusal of the use cases (app.go) to its problem;
+// other errors are left as they are.
+func problemOf(err error) error {
+	var (
+		nf errNotFound
+		nr errNotRetriable
+		ph errParkedHead
+		hs errParkedHeads
+	)
+	switch {
+	case errors.As(err, &nf):
+		return notFound(nf.id)
+	case errors.As(err, &nr):
+		return notRetriable(nr.e)
+	case errors.As(err, &ph):
+		return parkedHead(ph.e)
+	case errors.As(err, &hs):
+		return parkedHeads(hs.heads, hs.matched)
+	}
+	return err
 }
 
 func notFound(id gocql.UUID) *httpapi.ProblemError {

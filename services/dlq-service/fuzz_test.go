@@ -12,7 +12,6 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
 
-	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
 
@@ -26,11 +25,11 @@ func FuzzQueryParameters(f *testing.F) {
 	})
 	ctx := context.Background()
 	agg := gocql.UUID(uuid.New())
-	head, err := deadletter.Park(ctx, e.session, "projector/order-read-model", eventstore.Event{AggregateID: agg, AggregateType: "order", Sequence: 2, EventID: gocql.UUID(uuid.New()), Type: "OrderConfirmed", Data: []byte(`{}`)}, errors.New("bad"))
+	head, err := e.dlq.Park(ctx, "projector/order-read-model", eventstore.Event{AggregateID: agg, AggregateType: "order", Sequence: 2, EventID: gocql.UUID(uuid.New()), Type: "OrderConfirmed", Data: []byte(`{}`)}, errors.New("bad"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := deadletter.Raw(ctx, e.session, "relay/cdc", map[string]any{"row": 1}, errors.New("unreadable")); err != nil {
+	if err := e.dlq.Raw(ctx, "relay/cdc", map[string]any{"row": 1}, errors.New("unreadable")); err != nil {
 		f.Fatal(err)
 	}
 	page := e.ok(e.get("/v1/dlq?limit=1"))

@@ -4,7 +4,7 @@ go 1.26.0
 
 replace github.com/orderstream/orderstream/pkg => ../../pkg
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
 	github.com/IBM/sarama v1.61.1

@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
@@ -35,6 +37,9 @@ type Config struct {
 	service.StoreConfig `mapstructure:",squash"`
 	HTTP                httpapi.ServerConfig `mapstructure:"http"`
 	DLQ                 DLQConfig            `mapstructure:"dlq"`
+	// EventStore is read for the version of a parked aggregate (how many
+	// events wait behind its dead letter).
+	EventStore eventstore.Config `mapstructure:"eventstore"`
 }
 
 // DLQConfig tunes the DLQ API.
@@ -72,7 +77,7 @@ func (c *Config) Validate() error {
 	check(d.BulkMax >= 1 && d.BulkMax <= 10000, "dlq.bulk_max", "must be 1..10000, got %d", d.BulkMax)
 	check(d.BulkTimeout > 0 && d.BulkTimeout < c.HTTP.WriteTimeout, "dlq.bulk_timeout", "must be positive and shorter than http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, d.BulkTimeout)
 	check(d.StatsEvery > 0, "dlq.stats_every", "must be positive, got %s", d.StatsEvery)
-	return errors.Join(append(errs, c.StoreConfig.Validate(), config.Nest("http", c.HTTP.Validate()))...)
+	return errors.Join(append(errs, c.StoreConfig.Validate(), config.Nest("http", c.HTTP.Validate()), config.Nest("eventstore", c.EventStore.Validate()))...)
 }
 
 // minTokenBytes is the shortest bearer token accepted.
@@ -85,6 +90,7 @@ func defaultConfig() *Config {
 	return &Config{
 		StoreConfig: service.DefaultStoreConfig(":9083"),
 		HTTP:        httpCfg,
+		EventStore:  eventstore.DefaultConfig(),
 		DLQ: DLQConfig{
 			RetryTimeout: 20 * time.Second, PollEvery: 100 * time.Millisecond,
 			BulkRate: 20, BulkBurst: 5, BulkParallelism: 8, BulkMax: 1000, BulkTimeout: 90 * time.Second,
@@ -111,7 +117,11 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if token == "" {
 		d.Logger.Warn().Msg("neither dlq.token nor dlq.token_file is set: retries and purges are refused (403); listing and stats work")
 	}
-	a, err := newAPI(session, cfg.DLQ, token, d.Logger, d.Registry)
+	events, err := eventstore.New(session, cfg.EventStore, d.Registry, eventstore.WithTracerProvider(d.Tracer))
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAPI(deadletter.NewStore(session, cfg.CQL.Keyspace), events, cfg.DLQ, token, d.Logger, d.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +133,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 	if err != nil {
 		return nil, err
 	}
-	return append(workers, supervise.Worker{Name: "stats", Run: a.refreshGauges}), nil
+	return append(workers, supervise.Worker{Name: "stats", Run: a.q.refreshGauges}), nil
 }
 
 // loadToken reads the bearer token from the config or its file.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -127,37 +126,6 @@ func setEach(g *prometheus.GaugeVec, shown map[string]bool, counts map[string]in
 	for c := range shown {
 		if _, ok := counts[c]; !ok {
 			g.WithLabelValues(c).Set(0)
-		}
-	}
-}
-
-// refreshGauges is the "stats" worker: it writes the query-table rows of
-// dead letters older than schema v0004 once, then refreshes the gauges
-// every StatsEvery until ctx ends. A failed read is logged and tried again
-// at the next tick: the gauges only go stale.
-func (a *api) refreshGauges(ctx context.Context) error {
-	n, err := deadletter.Backfill(ctx, a.session)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		a.logger.Info().Int("dead_letters", n).Msg("wrote the query-table rows of dead letters written before them")
-	}
-	t := time.NewTicker(a.cfg.StatsEvery)
-	defer t.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, max(a.cfg.StatsEvery, 10*time.Second))
-		st, err := deadletter.ReadStats(rctx, a.session)
-		cancel()
-		if err == nil {
-			a.m.set(st)
-		} else if ctx.Err() == nil {
-			a.logger.Warn().Err(err).Msg("reading dlq stats for the gauges")
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
 		}
 	}
 }

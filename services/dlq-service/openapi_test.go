@@ -26,7 +26,7 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 // Allow, for fixed paths beside /v1/dlq/{id} too (DELETE /v1/dlq/stats
 // was taken for a purge of the id "stats" and answered 401).
 func TestUndocumentedMethodsNotAllowed(t *testing.T) {
-	a, err := newAPI(nil, defaultConfig().DLQ, testToken, zerolog.Nop(), prometheus.NewRegistry())
+	a, err := newAPI(nil, nil, defaultConfig().DLQ, testToken, zerolog.Nop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	h, err := newHandler(a, zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider())
 	require.NoError(t, err)

@@ -18,8 +18,10 @@ import (
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -54,14 +56,16 @@ func startPipeline(ctx context.Context, t *testing.T, e *env, orderRM *projector
 
 	sc, err := kc.Sarama("dlq-it-relay")
 	require.NoError(t, err)
-	producer, err := relay.NewProducer(kc.Brokers, sc)
+	producer, err := record.NewProducer(kc.Brokers, sc)
 	require.NoError(t, err)
 	rcfg := relay.DefaultConfig()
 	rcfg.TopicPrefix = p.prefix
 	rcfg.Retry.Every = 50 * time.Millisecond
 	r, err := relay.New(rcfg, e.session, e.store, producer, zerolog.Nop(), nil)
 	require.NoError(t, err)
-	run(ctx, t, "relay", r.Run)
+	scan, err := scansource.New(rcfg.Config, e.store, r.ScanHooks(), zerolog.Nop(), nil)
+	require.NoError(t, err)
+	run(ctx, t, "relay", func(ctx context.Context) error { return r.Run(ctx, scan) })
 	t.Cleanup(func() { _ = producer.Close() })
 
 	if orderRM == nil {
@@ -148,6 +152,6 @@ func (p *pipeline) produce(t *testing.T, key, value string) {
 	producer, err := sarama.NewSyncProducer(p.kc.Brokers, sc)
 	require.NoError(t, err)
 	defer func() { _ = producer.Close() }()
-	_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: relay.TopicOf(p.prefix, "order"), Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(value)})
+	_, _, err = producer.SendMessage(&sarama.ProducerMessage{Topic: record.TopicOf(p.prefix, "order"), Key: sarama.StringEncoder(key), Value: sarama.StringEncoder(value)})
 	require.NoError(t, err)
 }

@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/orderstream/orderstream/pkg/cql/unavailabletest"
+	"github.com/orderstream/orderstream/pkg/deadletter"
+	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -22,7 +24,9 @@ func TestDatabaseGoneIs503(t *testing.T) {
 	proxy := unavailabletest.ProxyTo(t, c.Hosts[0], c.Port)
 	session := unavailabletest.Session(t, proxy, c.Keyspace)
 	reg := prometheus.NewRegistry()
-	a, err := newAPI(session, testConfig().DLQ, testToken, zerolog.Nop(), reg)
+	events, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	require.NoError(t, err)
+	a, err := newAPI(deadletter.NewStore(session, c.Keyspace), events, testConfig().DLQ, testToken, zerolog.Nop(), reg)
 	require.NoError(t, err)
 	h, err := newHandler(a, zerolog.Nop(), reg, noop.NewTracerProvider())
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/eventstore"
@@ -193,23 +194,20 @@ func (a *api) await(ctx context.Context, agg aggregate, id gocql.UUID, minVersio
 		a.waits.WithLabelValues(agg.typ, outcome).Inc()
 		return nil, 0, false, behind(minVersion, have, fmt.Sprintf("the %s is at version %d; version %d does not exist yet", agg.typ, current, minVersion))
 	}
-	const (
-		firstBackoff = 2 * time.Millisecond
-		maxBackoff   = 50 * time.Millisecond
-	)
+	delays := backoff.Policy{Initial: 2 * time.Millisecond, Max: 50 * time.Millisecond}.Start()
 	a.waiting.Inc()
 	defer a.waiting.Dec()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
-	for backoff := firstBackoff; ; backoff = min(2*backoff, maxBackoff) {
+	for {
 		left := time.Until(deadline)
 		if left <= 0 {
 			outcome = "timeout"
 			a.waits.WithLabelValues(agg.typ, outcome).Inc()
 			return nil, 0, false, behind(minVersion, have, fmt.Sprintf("the read model of this %s did not reach version %d within %s", agg.typ, minVersion, a.waitTimeout))
 		}
-		timer.Reset(min(backoff, left))
+		timer.Reset(min(delays.Next(), left))
 		select {
 		case <-ctx.Done():
 			return nil, 0, false, ctx.Err()
@@ -338,13 +336,15 @@ func (a *api) ordersOfCustomer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	scan := func(iter *gocql.Iter) (orderSummary, bool) {
-		var row readmodel.CustomerOrderRow
-		ok := iter.Scan(readmodel.CustomerOrderRowDest(&row)...)
-		return summaryOf(row.OrderID, id, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt), ok
+	read := func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
+		rows, next, err := readmodel.OrdersOfCustomerPage(ctx, a.session, id, created, size, token)
+		out := make([]orderSummary, 0, len(rows))
+		for _, row := range rows {
+			out = append(out, summaryOf(row.OrderID, id, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt))
+		}
+		return out, next, err
 	}
-	page, err := a.list(r.Context(), `SELECT `+readmodel.CustomerOrderColumns+` FROM `+readmodel.OrdersByCustomerTable+` WHERE customer_id = ?`,
-		id, p, p.scope("customer-orders", id.String()), scan)
+	page, err := a.list(r.Context(), p, p.scope("customer-orders", id.String()), read)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -371,13 +371,15 @@ func (a *api) ordersWithStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	scan := func(iter *gocql.Iter) (orderSummary, bool) {
-		var row readmodel.StatusOrderRow
-		ok := iter.Scan(readmodel.StatusOrderRowDest(&row)...)
-		return summaryOf(row.OrderID, row.CustomerID, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt), ok
+	read := func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
+		rows, next, err := readmodel.OrdersWithStatusPage(ctx, a.session, status, created, size, token)
+		out := make([]orderSummary, 0, len(rows))
+		for _, row := range rows {
+			out = append(out, summaryOf(row.OrderID, row.CustomerID, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt))
+		}
+		return out, next, err
 	}
-	page, err := a.list(r.Context(), `SELECT `+readmodel.StatusOrderColumns+` FROM `+readmodel.OrdersByStatusTable+` WHERE status = ?`,
-		status.String(), p, p.scope("status-orders", status.String()), scan)
+	page, err := a.list(r.Context(), p, p.scope("status-orders", status.String()), read)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -393,10 +395,15 @@ func summaryOf(id, customerID gocql.UUID, status string, createdAt time.Time, ve
 	}
 }
 
-// list reads one page of a partition clustered by (created_at DESC,
-// order_id), newest first, restricted to the created_at range of p and
-// resumed from p's page token, which must belong to scope.
-func (a *api) list(ctx context.Context, stmt string, key any, p listParams, scope string, scan func(*gocql.Iter) (orderSummary, bool)) (orderPage, error) {
+// pageReader reads one page of a listing of orders (pkg/readmodel's
+// readers): at most size orders created within created, from token on,
+// and the token of the next page (nil after the last).
+type pageReader func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error)
+
+// list reads one page of a listing of orders, newest first, restricted to
+// the created_at range of p and resumed from p's page token, which must
+// belong to scope.
+func (a *api) list(ctx context.Context, p listParams, scope string, read pageReader) (orderPage, error) {
 	var state []byte
 	if p.pageToken != "" {
 		s, err := a.tokens.open(scope, p.pageToken)
@@ -405,30 +412,11 @@ func (a *api) list(ctx context.Context, stmt string, key any, p listParams, scop
 		}
 		state = s
 	}
-	args := []any{key}
-	if !p.after.IsZero() {
-		stmt += ` AND created_at > ?`
-		args = append(args, p.after)
-	}
-	if !p.before.IsZero() {
-		stmt += ` AND created_at < ?`
-		args = append(args, p.before)
-	}
-	// An explicit page state turns gocql's automatic paging off, so the
-	// iterator holds one page.
-	iter := a.session.Query(stmt, args...).WithContext(ctx).Idempotent(true).PageSize(p.limit).PageState(state).Iter()
-	next := iter.PageState()
-	page := orderPage{Orders: make([]orderSummary, 0, p.limit)}
-	for {
-		o, ok := scan(iter)
-		if !ok {
-			break
-		}
-		page.Orders = append(page.Orders, o)
-	}
-	if err := iter.Close(); err != nil {
+	orders, next, err := read(ctx, readmodel.Created{After: p.after, Before: p.before}, p.limit, state)
+	if err != nil {
 		return orderPage{}, fmt.Errorf("listing %s: %w", scope, err)
 	}
+	page := orderPage{Orders: orders}
 	if len(next) > 0 {
 		page.NextPageToken = a.tokens.sign(scope, next)
 	}

@@ -32,7 +32,7 @@ func TestOrderByID(t *testing.T) {
 
 	a := e.get("/v1/orders/" + o.String())
 	body := e.ok(a)
-	require.Equal(t, etag(2), a.header.Get("ETag"))
+	require.Equal(t, etag(2), a.Header.Get("ETag"))
 	require.Equal(t, o.String(), body["id"])
 	require.Equal(t, c.String(), body["customer_id"])
 	require.Equal(t, "CONFIRMED", body["status"])
@@ -45,11 +45,11 @@ func TestOrderByID(t *testing.T) {
 
 	// conditional GET
 	a = e.get("/v1/orders/"+o.String(), "If-None-Match", etag(2))
-	require.Equal(t, 304, a.status)
-	require.Equal(t, etag(2), a.header.Get("ETag"))
-	require.Empty(t, a.rawBody)
-	require.Equal(t, 304, e.get("/v1/orders/"+o.String(), "If-None-Match", `"1", W/"2"`).status)
-	require.Equal(t, 200, e.get("/v1/orders/"+o.String(), "If-None-Match", etag(1)).status)
+	require.Equal(t, 304, a.Status)
+	require.Equal(t, etag(2), a.Header.Get("ETag"))
+	require.Empty(t, a.Raw)
+	require.Equal(t, 304, e.get("/v1/orders/"+o.String(), "If-None-Match", `"1", W/"2"`).Status)
+	require.Equal(t, 200, e.get("/v1/orders/"+o.String(), "If-None-Match", etag(1)).Status)
 
 	// not found: unknown, and a customer's id on the orders path
 	e.problem(e.get("/v1/orders/"+unknownID), 404, "not-found", "id")
@@ -85,12 +85,12 @@ func TestCustomerByID(t *testing.T) {
 
 	a := e.get("/v1/customers/" + c.String())
 	body := e.ok(a)
-	require.Equal(t, etag(2), a.header.Get("ETag"))
+	require.Equal(t, etag(2), a.Header.Get("ETag"))
 	require.Equal(t, "Ada Lovelace", body["name"])
 	require.Equal(t, "ACTIVE", body["status"])
 	require.EqualValues(t, 2, body["version"])
 	require.Equal(t, []any{map[string]any{"id": aid, "label": "home", "line1": "12 St James Sq", "city": "London", "postal_code": "SW1Y 4JH", "country": "GB"}}, body["addresses"])
-	require.Equal(t, 304, e.get("/v1/customers/"+c.String(), "If-None-Match", "*").status)
+	require.Equal(t, 304, e.get("/v1/customers/"+c.String(), "If-None-Match", "*").Status)
 
 	o := e.createOrder(c)
 	e.problem(e.get("/v1/customers/"+unknownID), 404, "not-found", "id")
@@ -370,8 +370,8 @@ func TestHistory(t *testing.T) {
 func TestOpenAPIServed(t *testing.T) {
 	e := newEnv(t)
 	a := e.get("/openapi.json")
-	require.Equal(t, 200, a.status)
-	require.Equal(t, "3.1.0", a.body["openapi"])
+	require.Equal(t, 200, a.Status)
+	require.Equal(t, "3.1.0", a.Body["openapi"])
 }
 
 // What a user asks of an order — where the parcel is, why it was

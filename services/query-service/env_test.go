@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -26,6 +24,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -65,37 +64,15 @@ func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 5}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	return &env{t: t, url: srv.URL, keyspace: keyspace, session: session, store: store, orders: orders, customers: customers, reg: reg, cfg: cfg, spans: spans}
+	wm := servicetest.NewWriteModel(t, session, 5)
+	return &env{t: t, url: srv.URL, keyspace: keyspace, session: session, store: wm.Store, orders: wm.Orders, customers: wm.Customers, reg: reg, cfg: cfg, spans: spans}
 }
 
-type answer struct {
-	status  int
-	header  http.Header
-	body    map[string]any
-	rawBody string
-}
+type answer = servicetest.Answer
 
 func (e *env) get(path string, headers ...string) answer {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.url+path, nil)
-	require.NoError(e.t, err)
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	a := answer{status: resp.StatusCode, header: resp.Header, rawBody: string(raw)}
-	_ = json.Unmarshal(raw, &a.body)
+	a := servicetest.Do(e.t, http.MethodGet, e.url+path, nil, headers...)
 	if e.openAPI == nil {
 		e.openAPI = newOpenAPISchemas(e.t)
 	}
@@ -106,26 +83,19 @@ func (e *env) get(path string, headers ...string) answer {
 // ok asserts a 200 and returns the body.
 func (e *env) ok(a answer) map[string]any {
 	e.t.Helper()
-	require.Equal(e.t, http.StatusOK, a.status, a.rawBody)
-	require.Equal(e.t, "application/json", a.header.Get("Content-Type"))
-	return a.body
+	require.Equal(e.t, http.StatusOK, a.Status, a.Raw)
+	require.Equal(e.t, "application/json", a.Header.Get("Content-Type"))
+	return a.Body
 }
 
 // problem asserts an RFC 9457 answer naming field (when not empty).
 func (e *env) problem(a answer, status int, slug, field string) {
 	e.t.Helper()
-	require.Equal(e.t, status, a.status, a.rawBody)
-	require.Equal(e.t, "application/problem+json", a.header.Get("Content-Type"))
-	require.Equal(e.t, "https://orderstream.dev/problems/"+slug, a.body["type"], a.rawBody)
-	require.EqualValues(e.t, status, a.body["status"])
-	if field != "" {
-		require.Equal(e.t, field, a.body["field"], a.rawBody)
-	}
+	servicetest.RequireProblem(e.t, a, status, slug, field)
+	require.EqualValues(e.t, status, a.Body["status"])
 }
 
-func meta() eventstore.Metadata {
-	return eventstore.Metadata{CommandID: uuid.NewString(), CorrelationID: "test-" + uuid.NewString()[:8], Now: time.Now().UTC()}
-}
+func meta() eventstore.Metadata { return servicetest.Meta("test-" + uuid.NewString()[:8]) }
 
 func items(t testing.TB, specs ...any) []value.OrderItem {
 	t.Helper()

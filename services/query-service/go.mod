@@ -4,7 +4,7 @@ go 1.26.0
 
 replace github.com/orderstream/orderstream/pkg => ../../pkg
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0
@@ -13,7 +13,7 @@ require (
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1
-	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -34,6 +35,7 @@ func TestOpenAPIRefsResolve(t *testing.T) {
 // openAPISchemas compiles schemas of openapi.json by JSON pointer, with
 // formats asserted, as a schema-driven fuzzer reads them.
 type openAPISchemas struct {
+	mu    sync.Mutex // the compiler and the cache are shared by concurrent requests
 	c     *jsonschema.Compiler
 	cache map[string]*jsonschema.Schema
 }
@@ -53,6 +55,8 @@ func newOpenAPISchemas(t testing.TB) *openAPISchemas {
 // /components/parameters/Id/schema).
 func (s *openAPISchemas) schema(t testing.TB, pointer string) *jsonschema.Schema {
 	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if sch, ok := s.cache[pointer]; ok {
 		return sch
 	}
@@ -183,9 +187,9 @@ func (s *openAPISchemas) requireDocumented(t testing.TB, path string, a answer) 
 		} `json:"paths"`
 	}
 	require.NoError(t, json.Unmarshal(openAPI, &doc))
-	status := strconv.Itoa(a.status)
+	status := strconv.Itoa(a.Status)
 	raw, ok := doc.Paths[template]["get"].Responses[status]
-	require.True(t, ok, "GET %s answered %d, which openapi.json does not document: %s", path, a.status, a.rawBody)
+	require.True(t, ok, "GET %s answered %d, which openapi.json does not document: %s", path, a.Status, a.Raw)
 	pointer := "/paths/" + escapePointer(template) + "/get/responses/" + status
 	var ref struct {
 		Ref string `json:"$ref"`
@@ -203,20 +207,20 @@ func (s *openAPISchemas) requireDocumented(t testing.TB, path string, a answer) 
 	require.NoError(t, json.Unmarshal(resolvePointer(t, pointer), &response))
 	for name, h := range response.Headers {
 		if h.Required {
-			require.NotEmpty(t, a.header.Get(name), "GET %s %d: header %s is required", path, a.status, name)
+			require.NotEmpty(t, a.Header.Get(name), "GET %s %d: header %s is required", path, a.Status, name)
 		}
 	}
 	if len(response.Content) == 0 {
-		require.Empty(t, a.rawBody, "GET %s %d documents no body", path, a.status)
+		require.Empty(t, a.Raw, "GET %s %d documents no body", path, a.Status)
 		return
 	}
-	ctype := a.header.Get("Content-Type")
+	ctype := a.Header.Get("Content-Type")
 	_, ok = response.Content[ctype]
-	require.True(t, ok, "GET %s %d: content type %q is not documented", path, a.status, ctype)
-	body, err := jsonschema.UnmarshalJSON(strings.NewReader(a.rawBody))
-	require.NoError(t, err, "GET %s %d: %s", path, a.status, a.rawBody)
+	require.True(t, ok, "GET %s %d: content type %q is not documented", path, a.Status, ctype)
+	body, err := jsonschema.UnmarshalJSON(strings.NewReader(a.Raw))
+	require.NoError(t, err, "GET %s %d: %s", path, a.Status, a.Raw)
 	sch := s.schema(t, pointer+"/content/"+escapePointer(ctype)+"/schema")
-	require.NoError(t, sch.Validate(body), "GET %s %d: the body does not fit openapi.json: %s", path, a.status, a.rawBody)
+	require.NoError(t, sch.Validate(body), "GET %s %d: the body does not fit openapi.json: %s", path, a.Status, a.Raw)
 }
 
 // escapePointer escapes a JSON pointer token, and the characters a URI
@@ -281,15 +285,15 @@ func TestRequireDocumentedCatchesDisagreement(t *testing.T) {
 		a    answer
 		ok   bool
 	}{
-		{"a documented order", "/v1/orders/" + unknownID, answer{status: 200, header: jsonHeader, rawBody: order}, true},
-		{"an order without its status", "/v1/orders/" + unknownID, answer{status: 200, header: jsonHeader, rawBody: strings.Replace(order, `"status":"CREATED",`, "", 1)}, false},
-		{"a null carrier", "/v1/orders/" + unknownID, answer{status: 200, header: jsonHeader, rawBody: strings.Replace(order, `"version":1`, `"version":1,"carrier":null`, 1)}, false},
-		{"an undocumented status", "/v1/orders/" + unknownID, answer{status: 418, header: jsonHeader, rawBody: "{}"}, false},
-		{"a 503 with Retry-After", "/v1/orders?status=CREATED", answer{status: 503, header: problemHeader("Retry-After", "1"), rawBody: unavailable}, true},
-		{"a 503 without Retry-After", "/v1/orders?status=CREATED", answer{status: 503, header: problemHeader(), rawBody: unavailable}, false},
-		{"a problem as plain JSON", "/v1/orders?status=CREATED", answer{status: 503, header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {"1"}}, rawBody: unavailable}, false},
-		{"a 304 without a body", "/v1/orders/" + unknownID, answer{status: 304, header: http.Header{}}, true},
-		{"a path of no template", "/v1/nothing", answer{status: 418}, true},
+		{"a documented order", "/v1/orders/" + unknownID, answer{Status: 200, Header: jsonHeader, Raw: order}, true},
+		{"an order without its status", "/v1/orders/" + unknownID, answer{Status: 200, Header: jsonHeader, Raw: strings.Replace(order, `"status":"CREATED",`, "", 1)}, false},
+		{"a null carrier", "/v1/orders/" + unknownID, answer{Status: 200, Header: jsonHeader, Raw: strings.Replace(order, `"version":1`, `"version":1,"carrier":null`, 1)}, false},
+		{"an undocumented status", "/v1/orders/" + unknownID, answer{Status: 418, Header: jsonHeader, Raw: "{}"}, false},
+		{"a 503 with Retry-After", "/v1/orders?status=CREATED", answer{Status: 503, Header: problemHeader("Retry-After", "1"), Raw: unavailable}, true},
+		{"a 503 without Retry-After", "/v1/orders?status=CREATED", answer{Status: 503, Header: problemHeader(), Raw: unavailable}, false},
+		{"a problem as plain JSON", "/v1/orders?status=CREATED", answer{Status: 503, Header: http.Header{"Content-Type": {"application/json"}, "Retry-After": {"1"}}, Raw: unavailable}, false},
+		{"a 304 without a body", "/v1/orders/" + unknownID, answer{Status: 304, Header: http.Header{}}, true},
+		{"a path of no template", "/v1/nothing", answer{Status: 418}, true},
 	} {
 		require.Equal(t, tc.ok, check(tc.path, tc.a), tc.name)
 	}

@@ -91,8 +91,8 @@ func TestReadYourWritesThroughPipeline(t *testing.T) {
 				start := time.Now()
 				a := e.get(fmt.Sprintf("/v1/orders/%s?min_version=%d", id, res.Version))
 				own = append(own, time.Since(start))
-				if a.status != 200 || a.body["version"] != float64(res.Version) {
-					errs <- fmt.Errorf("order %s version %d: %d %s", id, res.Version, a.status, a.rawBody)
+				if a.Status != 200 || a.Body["version"] != float64(res.Version) {
+					errs <- fmt.Errorf("order %s version %d: %d %s", id, res.Version, a.Status, a.Raw)
 					return
 				}
 			}

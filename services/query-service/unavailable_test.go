@@ -88,7 +88,7 @@ func TestDatabaseGoneIs503OnEveryReadPath(t *testing.T) {
 		"/v1/customers/" + cust.String() + "/events",
 	}
 	for _, p := range paths {
-		require.Equal(t, http.StatusOK, through.get(p).status, p)
+		require.Equal(t, http.StatusOK, through.get(p).Status, p)
 	}
 
 	// A read waiting for min_version when the database goes.
@@ -103,8 +103,8 @@ func TestDatabaseGoneIs503OnEveryReadPath(t *testing.T) {
 	unavailable := func(a answer, what string) {
 		t.Helper()
 		through.problem(a, http.StatusServiceUnavailable, "unavailable", "")
-		require.Equal(t, "unavailable", a.body["code"], "%s: %s", what, a.rawBody)
-		require.NotEmpty(t, a.header.Get("Retry-After"), what)
+		require.Equal(t, "unavailable", a.Body["code"], "%s: %s", what, a.Raw)
+		require.NotEmpty(t, a.Header.Get("Retry-After"), what)
 	}
 	unavailable(<-waiting, "min_version=2 while waiting")
 	for range 3 {

@@ -30,7 +30,7 @@ func TestTimeTravel(t *testing.T) {
 	for n := int64(1); n <= last; n++ {
 		a := e.get(fmt.Sprintf("/v1/orders/%s?at_version=%d", o, n))
 		body := e.ok(a)
-		require.Equal(t, etag(n), a.header.Get("ETag"))
+		require.Equal(t, etag(n), a.Header.Get("ETag"))
 		state, v, err := e.orders.StateAt(ctx, o, n)
 		require.NoError(t, err)
 		require.Equal(t, n, v)
@@ -52,11 +52,11 @@ func TestTimeTravel(t *testing.T) {
 	// writes
 	e.projectOrder(o, last)
 	require.Equal(t, e.ok(e.get("/v1/orders/"+o.String())), e.ok(e.get(fmt.Sprintf("/v1/orders/%s?at_version=%d", o, last))))
-	require.Equal(t, 304, e.get(fmt.Sprintf("/v1/orders/%s?at_version=3", o), "If-None-Match", etag(3)).status)
+	require.Equal(t, 304, e.get(fmt.Sprintf("/v1/orders/%s?at_version=3", o), "If-None-Match", etag(3)).Status)
 
 	a := e.get(fmt.Sprintf("/v1/orders/%s?at_version=%d", o, last+1))
 	e.problem(a, 404, "version-not-found", "at_version")
-	require.EqualValues(t, last, a.body["current_version"])
+	require.EqualValues(t, last, a.Body["current_version"])
 	e.problem(e.get("/v1/orders/"+unknownID+"?at_version=1"), 404, "not-found", "id")
 	e.problem(e.get("/v1/customers/"+o.String()+"?at_version=1"), 404, "not-found", "id")
 	e.problem(e.get("/v1/orders/"+o.String()+"?at_version=0"), 400, "invalid-parameter", "at_version")
@@ -110,14 +110,14 @@ func TestMinVersion(t *testing.T) {
 	e.projectOrder(o, 2)
 	a := <-done
 	require.EqualValues(t, 2, e.ok(a)["version"])
-	require.Equal(t, etag(2), a.header.Get("ETag"))
+	require.Equal(t, etag(2), a.Header.Get("ETag"))
 
 	// not reached in time: 409 with the version the read model has
 	e.handleOrder(o, order.ShipOrder{Carrier: "DHL", TrackingNumber: "1"})
 	start := time.Now()
 	a = e.get("/v1/orders/" + o.String() + "?min_version=3")
 	e.problem(a, 409, "version-not-reached", "min_version")
-	require.EqualValues(t, 2, a.body["current_version"])
+	require.EqualValues(t, 2, a.Body["current_version"])
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 
 	// beyond the event store: 409 at once

@@ -6,7 +6,7 @@ replace github.com/orderstream/orderstream/pkg => ../../pkg
 
 replace github.com/orderstream/orderstream/schema => ../../schema
 
-replace github.com/gocql/gocql => github.com/scylladb/gocql v1.17.3
+replace github.com/gocql/gocql => github.com/scylladb/gocql v1.19.0
 
 require (
 	github.com/orderstream/orderstream/pkg v0.0.0-00010101000000-000000000000

@@ -25,7 +25,7 @@ var wantTables = []string{
 	"orders_by_status", "customer_read_model", "schema_migrations", "schema_lock", "parked_aggregates",
 	"projection_checkpoints", "projection_rebuilds",
 	"dead_letters_by_component", "dead_letters_by_event_type", "dead_letters_by_aggregate",
-	"dlq_retry_requests", "dlq_retry_results",
+	"dlq_retry_requests", "dlq_retry_results", "customer_keys",
 }
 
 // versions is the JSON list of every migration version in schema/, as the

@@ -21,3 +21,11 @@ port: {{ int (required (printf "%s.ports.api is required" .chart) $values.ports.
 {{- define "orderstream.aggregatePaths" -}}
 ["/v1/orders", "/v1/customers"]
 {{- end -}}
+
+{{/* The hook annotations of externalServices' Services and EndpointSlices:
+before the schema migrator's hooks (weights -10 and 0). */}}
+{{- define "orderstream.externalServiceHook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: "-20"
+helm.sh/hook-delete-policy: before-hook-creation
+{{- end -}}

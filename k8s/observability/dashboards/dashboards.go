@@ -148,6 +148,21 @@ func service(svc string, descs []admin.Descriptor) *dashboard.DashboardBuilder {
 	return runtimeRows(b, s)
 }
 
+// orZero is a panel's query of failures that shows 0, not "No data", while
+// nothing failed: the series of a failure counter appear with its first
+// increment. failures or, with the same labels, total (a query of series
+// that exist from the start) times 0. A wrong metric name in either still
+// shows no data, as it should.
+func orZero(failures, total string) string {
+	return "((" + failures + ") or (" + total + " * 0))"
+}
+
+// orZeroOn is orZero for failures with labels total does not have: the
+// zero (without labels) shows only while failures has no series at all.
+func orZeroOn(failures, total string) string {
+	return "((" + failures + ") or on () (" + total + " * 0))"
+}
+
 func commandRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuilder {
 	count := s.m("orderstream_command_duration_seconds_count")
 	return b.WithRow(dashboard.NewRowBuilder("Commands")).
@@ -156,7 +171,7 @@ func commandRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBui
 		WithPanel(graph("Outcomes", "ok: committed; invalid, rejected, not_found, conflict, precondition_failed: the client's to fix; error, unavailable: ours.", "ops",
 			q{`sum by (outcome) (rate(` + count + `[$__rate_interval]))`, "{{outcome}}"})).
 		WithPanel(graph("Server errors", "Share of commands answered with error or unavailable.", "percentunit",
-			q{`sum(rate(` + s.m("orderstream_command_duration_seconds_count", `outcome=~"error|unavailable"`) + `[$__rate_interval])) / sum(rate(` + count + `[$__rate_interval]))`, "server errors"})).
+			q{orZero(`sum(rate(`+s.m("orderstream_command_duration_seconds_count", `outcome=~"error|unavailable"`)+`[$__rate_interval]))`, `sum(rate(`+count+`[$__rate_interval]))`) + ` / sum(rate(` + count + `[$__rate_interval]))`, "server errors"})).
 		WithPanel(wide(graph("Latency", "Load, decide, commit and retries of one command.", "s",
 			q{`histogram_quantile(0.5, sum by (le) (rate(` + s.m("orderstream_command_duration_seconds_bucket") + `[$__rate_interval])))`, "p50"},
 			q{`histogram_quantile(0.99, sum by (le) (rate(` + s.m("orderstream_command_duration_seconds_bucket") + `[$__rate_interval])))`, "p99"}))).
@@ -169,7 +184,7 @@ func httpRow(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuilder
 		WithPanel(graph("Requests by status", "Requests answered, by status code.", "reqps",
 			q{`sum by (code) (rate(` + s.m("orderstream_http_requests_total") + `[$__rate_interval]))`, "{{code}}"})).
 		WithPanel(graph("5xx by route", "Requests answered with a server error, by route pattern.", "reqps",
-			q{`sum by (route) (rate(` + s.m("orderstream_http_requests_total", `code=~"5.."`) + `[$__rate_interval]))`, "{{route}}"})).
+			q{orZero(`sum by (route) (rate(`+s.m("orderstream_http_requests_total", `code=~"5.."`)+`[$__rate_interval]))`, `sum by (route) (rate(`+s.m("orderstream_http_requests_total")+`[$__rate_interval]))`), "{{route}}"})).
 		WithPanel(graph("p99 latency by route", "", "s",
 			q{`histogram_quantile(0.99, sum by (le, route) (rate(` + s.m("orderstream_http_request_duration_seconds_bucket") + `[$__rate_interval])))`, "{{route}}"}))
 }
@@ -239,8 +254,8 @@ func relayRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuild
 		WithPanel(graph("Unpublished events", "Committed but not yet published, as of the last scan.", "short",
 			q{`max(` + s.m("orderstream_relay_unpublished_events") + `)`, "unpublished"})).
 		WithPanel(graph("Publish failures", "Failed publish attempts by reason (breaker_open: not attempted) and retries.", "ops",
-			q{`sum by (reason) (rate(` + s.m("orderstream_relay_publish_failures_total") + `[$__rate_interval]))`, "{{reason}}"},
-			q{`sum(rate(` + s.m("orderstream_relay_retries_total") + `[$__rate_interval]))`, "retries"})).
+			q{orZeroOn(`sum by (reason) (rate(`+s.m("orderstream_relay_publish_failures_total")+`[$__rate_interval]))`, `sum(rate(`+s.m("orderstream_relay_events_published_total")+`[$__rate_interval]))`), "{{reason}}"},
+			q{orZero(`sum(rate(`+s.m("orderstream_relay_retries_total")+`[$__rate_interval]))`, `sum(rate(`+s.m("orderstream_relay_events_published_total")+`[$__rate_interval]))`), "retries"})).
 		WithPanel(graph("Producer latency p99", "One producer call (one record, acknowledged).", "s",
 			q{`histogram_quantile(0.99, sum by (le) (rate(` + s.m("orderstream_relay_publish_duration_seconds_bucket") + `[$__rate_interval])))`, "p99"})).
 		WithRow(dashboard.NewRowBuilder("Relay: scans, dead letters, leadership")).
@@ -318,11 +333,11 @@ func overview() *dashboard.DashboardBuilder {
 		WithPanel(single("Commands", "Commands handled per second.", "ops", nil,
 			q{`sum(rate(` + count + `[$__rate_interval]))`, "commands"})).
 		WithPanel(single("Server errors", "Share of commands answered with error or unavailable.", "percentunit", thresholds("green", 0.01, "orange", 0.05, "red"),
-			q{`sum(rate(` + s.m("orderstream_command_duration_seconds_count", `outcome=~"error|unavailable"`) + `[$__rate_interval])) / sum(rate(` + count + `[$__rate_interval]))`, "server errors"})).
+			q{orZero(`sum(rate(`+s.m("orderstream_command_duration_seconds_count", `outcome=~"error|unavailable"`)+`[$__rate_interval]))`, `sum(rate(`+count+`[$__rate_interval]))`) + ` / sum(rate(` + count + `[$__rate_interval]))`, "server errors"})).
 		WithPanel(single("p99 latency", "Of one command: load, decide, commit, retries.", "s", thresholds("green", 0.25, "orange", 1, "red"),
 			q{`histogram_quantile(0.99, sum by (le) (rate(` + bucket + `[$__rate_interval])))`, "p99"})).
 		WithPanel(single("HTTP 5xx", "Server errors per second over every service's API.", "reqps", thresholds("green", 0.1, "red"),
-			q{`sum(rate(` + s.m("orderstream_http_requests_total", `code=~"5.."`) + `[$__rate_interval]))`, "5xx"})).
+			q{orZero(`sum(rate(`+s.m("orderstream_http_requests_total", `code=~"5.."`)+`[$__rate_interval]))`, `sum(rate(`+s.m("orderstream_http_requests_total")+`[$__rate_interval]))`), "5xx"})).
 		WithPanel(graph("Commands per second", "By command.", "ops",
 			q{`sum by (command) (rate(` + count + `[$__rate_interval]))`, "{{command}}"})).
 		WithPanel(graph("Outcomes", "ok: committed; error, unavailable: ours; the rest: the client's to fix.", "ops",
@@ -365,7 +380,7 @@ func overview() *dashboard.DashboardBuilder {
 			q{`max by (projection) (` + s.m("orderstream_projector_parked_aggregates") + `)`, "{{projection}}"})).
 		WithRow(dashboard.NewRowBuilder("Health")).
 		WithPanel(graph("Pod restarts", "Container restarts in the last hour (kube-state-metrics).", "short",
-			q{`sum by (pod) (increase(kube_pod_container_status_restarts_total{namespace="$namespace"}[1h])) > 0`, "{{pod}}"})).
+			q{orZeroOn(`sum by (pod) (increase(kube_pod_container_status_restarts_total{namespace="$namespace"}[1h])) > 0`, `sum(increase(kube_pod_container_status_restarts_total{namespace="$namespace"}[1h]))`), "{{pod}}"})).
 		WithPanel(graph("Workers down", "Supervised workers not running, by scrape job.", "short",
 			q{`sum by (job) (1 - ` + s.m("orderstream_supervisor_worker_up") + `)`, "{{job}}"})).
 		WithPanel(graph("Targets up", "Scraped pods answering /metrics, by job.", "short",

@@ -46,6 +46,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/loadgen"
 	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
 	"github.com/orderstream/orderstream/pkg/repository"
 )
@@ -153,23 +154,18 @@ func run() error {
 }
 
 func (b *bench) countEvents(ctx context.Context) (map[string]int64, error) {
-	iter := b.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type, current_sequence FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
 	out := map[string]int64{}
-	var (
-		id  gocql.UUID
-		typ string
-		cur int64
-	)
-	for iter.Scan(&id, &typ, &cur) {
-		out[typ] += cur
-	}
-	return out, iter.Close()
+	err := b.store.Heads(ctx, func(h eventstore.Head) error {
+		out[h.AggregateType] += h.Current
+		return nil
+	})
+	return out, err
 }
 
 func (b *bench) waitPublished(ctx context.Context) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		unpublished, err := relay.Unpublished(ctx, b.session)
+		unpublished, err := b.store.Unpublished(ctx)
 		if err != nil {
 			return err
 		}
@@ -244,18 +240,13 @@ func bareApply[S any](ctx context.Context, b *bench, view projector.View[S]) (ti
 		state   []byte
 	}
 	var work [][]step
-	iter := b.session.Query(`SELECT DISTINCT aggregate_id, aggregate_type FROM event_store`).WithContext(ctx).PageSize(5000).Iter()
-	var (
-		id  gocql.UUID
-		typ string
-		ids []gocql.UUID
-	)
-	for iter.Scan(&id, &typ) {
-		if typ == view.AggregateType {
-			ids = append(ids, id)
+	var ids []gocql.UUID
+	if err := b.store.Heads(ctx, func(h eventstore.Head) error {
+		if h.AggregateType == view.AggregateType {
+			ids = append(ids, h.AggregateID)
 		}
-	}
-	if err := iter.Close(); err != nil {
+		return nil
+	}); err != nil {
 		return 0, err
 	}
 	up := eventcodec.NewUpcasters()
@@ -323,7 +314,7 @@ type latencies struct {
 // order_read_model projector running, and measures commit → record and
 // commit → row written.
 func (b *bench) latency(ctx context.Context, backlog int64) (latencies, error) {
-	arrivals, err := benchkit.StartArrivals(b.kc, relay.TopicOf(b.prefix, "order"))
+	arrivals, err := benchkit.StartArrivals(b.kc, record.TopicOf(b.prefix, "order"))
 	if err != nil {
 		return latencies{}, err
 	}

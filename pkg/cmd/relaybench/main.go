@@ -54,6 +54,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
 )
 
@@ -174,11 +175,7 @@ var prefix = fmt.Sprintf("relaybench%d", time.Now().UnixNano())
 
 // message is the relay's record of e, on the bench's topic.
 func message(e eventstore.Event) (*sarama.ProducerMessage, error) {
-	msg, err := relay.Message(e)
-	if err == nil {
-		msg.Topic = relay.TopicOf(prefix, e.AggregateType)
-	}
-	return msg, err
+	return record.Encode(e, prefix)
 }
 
 // fill commits perOrder events to each of the bench's orders, 64 commits
@@ -303,7 +300,7 @@ func send(kc kafka.Config, n, senders int, records func(context.Context, int) ([
 	if err != nil {
 		return result{}, err
 	}
-	p, err := relay.NewProducer(kc.Brokers, sc)
+	p, err := record.NewProducer(kc.Brokers, sc)
 	if err != nil {
 		return result{}, err
 	}
@@ -351,7 +348,7 @@ func sendAsync(kc kafka.Config, records [][]*sarama.ProducerMessage) (result, er
 	if err != nil {
 		return result{}, err
 	}
-	relay.ProducerConfig(sc)
+	record.ProducerConfig(sc)
 	p, err := sarama.NewAsyncProducer(kc.Brokers, sc)
 	if err != nil {
 		return result{}, err
@@ -454,7 +451,7 @@ func (b *bench) drain(ctx context.Context, events int) (result, error) {
 // goroutine produces the record itself (and records published_sequence so
 // that the relay does not publish it again later); otherwise a relay runs.
 func (b *bench) latency(ctx context.Context, name string, direct bool) (result, error) {
-	c, err := benchkit.StartArrivals(b.kc, relay.TopicOf(prefix, "order"))
+	c, err := benchkit.StartArrivals(b.kc, record.TopicOf(prefix, "order"))
 	if err != nil {
 		return result{}, err
 	}
@@ -468,7 +465,7 @@ func (b *bench) latency(ctx context.Context, name string, direct bool) (result, 
 		if err != nil {
 			return result{}, err
 		}
-		if producer, err = relay.NewProducer(b.kc.Brokers, sc); err != nil {
+		if producer, err = record.NewProducer(b.kc.Brokers, sc); err != nil {
 			return result{}, err
 		}
 		defer func() { _ = producer.Close() }()
@@ -512,7 +509,7 @@ func (b *bench) latency(ctx context.Context, name string, direct bool) (result, 
 						_, _, err = producer.SendMessage(msg)
 					}
 					if err == nil {
-						err = b.session.Query(`UPDATE event_store SET published_sequence = ? WHERE aggregate_id = ?`, v, b.ids[i]).WithContext(gctx).Exec()
+						err = b.store.MarkPublished(gctx, b.ids[i], v)
 					}
 					if err != nil {
 						return err

@@ -86,14 +86,22 @@ func (r Report) String() string {
 	return b.String()
 }
 
+// EventStore is what a check reads of the event store: every aggregate's
+// head and its events. *eventstore.Store and its in-memory twin
+// (eventstore/memstore) satisfy it.
+type EventStore interface {
+	Heads(ctx context.Context, fn func(eventstore.Head) error) error
+	Events(ctx context.Context, id gocql.UUID, after, upTo int64, fn func(eventstore.Event) error) error
+}
+
 // Check compares every read-model table with the event store.
-func Check(ctx context.Context, session *gocql.Session, store *eventstore.Store) (Report, error) {
+func Check(ctx context.Context, session *gocql.Session, store EventStore) (Report, error) {
 	return CheckTables(ctx, session, store, readmodel.Tables()...)
 }
 
 // CheckTables compares the named read-model tables (readmodel.Tables) with
 // the event store.
-func CheckTables(ctx context.Context, session *gocql.Session, store *eventstore.Store, tables ...string) (Report, error) {
+func CheckTables(ctx context.Context, session *gocql.Session, store EventStore, tables ...string) (Report, error) {
 	want := map[string]bool{}
 	for _, t := range tables {
 		if !slices.Contains(readmodel.Tables(), t) {
@@ -104,7 +112,7 @@ func CheckTables(ctx context.Context, session *gocql.Session, store *eventstore.
 	needOrders := want[readmodel.OrderReadModelTable] || want[readmodel.OrdersByCustomerTable] || want[readmodel.OrdersByStatusTable]
 	needCustomers := want[readmodel.CustomerReadModelTable]
 
-	exp, rep, err := expectedRows(ctx, session, store, needOrders, needCustomers)
+	exp, rep, err := expectedRows(ctx, store, needOrders, needCustomers)
 	if err != nil {
 		return Report{}, err
 	}
@@ -159,7 +167,7 @@ type expected struct {
 	customers  map[string]readmodel.CustomerRow
 }
 
-func expectedRows(ctx context.Context, session *gocql.Session, store *eventstore.Store, orders, customers bool) (expected, Report, error) {
+func expectedRows(ctx context.Context, store EventStore, orders, customers bool) (expected, Report, error) {
 	exp := expected{
 		orders:     map[string]readmodel.OrderRow{},
 		byCustomer: map[string]readmodel.CustomerOrderRow{},
@@ -172,12 +180,10 @@ func expectedRows(ctx context.Context, session *gocql.Session, store *eventstore
 		typ string
 	}
 	var aggs []aggregate
-	iter := session.Query(`SELECT DISTINCT aggregate_id, aggregate_type FROM event_store`).WithContext(ctx).Iter()
-	var a aggregate
-	for iter.Scan(&a.id, &a.typ) {
-		aggs = append(aggs, a)
-	}
-	if err := iter.Close(); err != nil {
+	if err := store.Heads(ctx, func(h eventstore.Head) error {
+		aggs = append(aggs, aggregate{id: h.AggregateID, typ: h.AggregateType})
+		return nil
+	}); err != nil {
 		return expected{}, Report{}, fmt.Errorf("listing aggregates: %w", err)
 	}
 	up := eventcodec.NewUpcasters()
@@ -199,7 +205,7 @@ func expectedRows(ctx context.Context, session *gocql.Session, store *eventstore
 // expectAggregate reads the history of aggregate id, counts it in rep, and
 // records the rows it calls for in exp with expect; what cannot be read is
 // reported as unreadable. An error is a failure to read the event store.
-func expectAggregate[E any](ctx context.Context, store *eventstore.Store, up *eventstore.Upcasters, id gocql.UUID, exp *expected, rep *Report,
+func expectAggregate[E any](ctx context.Context, store EventStore, up *eventstore.Upcasters, id gocql.UUID, exp *expected, rep *Report,
 	decode func(string, []byte) (E, error), creates func(E) bool, expect func(*expected, gocql.UUID, history[E]) error) error {
 	h, err := readHistory(ctx, store, up, id, decode, creates)
 	if err != nil {
@@ -240,7 +246,7 @@ type history[E any] struct {
 // readHistory reads an aggregate's events up to the first it cannot read:
 // one that does not upcast or decode, or that precedes the aggregate's
 // creation event.
-func readHistory[E any](ctx context.Context, store *eventstore.Store, up *eventstore.Upcasters, id gocql.UUID,
+func readHistory[E any](ctx context.Context, store EventStore, up *eventstore.Upcasters, id gocql.UUID,
 	decode func(string, []byte) (E, error), creates func(E) bool) (history[E], error) {
 	var h history[E]
 	err := store.Events(ctx, id, 0, 0, func(e eventstore.Event) error {

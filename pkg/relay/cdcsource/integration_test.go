@@ -96,12 +96,11 @@ func TestRunFailsWithoutScyllaCDC(t *testing.T) {
 		t.Skip("the database has ScyllaDB CDC")
 	}
 	src, err := New(session, stacktest.SharedKeyspace, stacktest.UniqueName("cdc_"), DefaultConfig(),
-		func(context.Context, Change) error { return nil },
 		func(context.Context, map[string]any, error) error { return nil },
 		zerolog.Nop(), prometheus.NewRegistry())
 	require.NoError(t, err)
 
-	err = src.Run(ctx)
+	err = src.Run(ctx, func(context.Context, gocql.UUID, func()) error { return nil })
 
 	require.Error(t, err)
 	require.NoError(t, ctx.Err(), "Run must fail, not wait for the deadline")

@@ -31,6 +31,13 @@ type Change struct {
 // and are never handed over concurrently.
 type Sink func(ctx context.Context, c Change) error
 
+// Notify hands the relay's publisher an aggregate with new events; done,
+// when not nil, is called once it was handled. It is the shape every
+// source of the relay is run with (relay.Notify, scansource.Notify): Run
+// notifies it of each change's aggregate, without waiting for the
+// publishing.
+type Notify = func(ctx context.Context, aggregateID gocql.UUID, done func()) error
+
 // DeadLetter records a log row the source cannot read (never stops the
 // source). raw holds the row's columns as plain values plus cdc$stream_id
 // (hex), cdc$time and cdc$operation. An error is logged with the row.
@@ -48,12 +55,12 @@ const firstStartLookback = time.Minute
 const maxFailedQueryDelay = 30 * time.Second
 
 // Source reads event_store's CDC log and hands every committed event row to
-// a Sink. Build it with New and Run it under a supervisor.
+// the relay (Run) or a Sink (RunChanges). Build it with New and run it under
+// a supervisor.
 type Source struct {
 	session  *gocql.Session
 	table    string
 	cfg      Config
-	sink     Sink
 	dead     DeadLetter
 	logger   zerolog.Logger
 	m        *sourceMetrics
@@ -65,7 +72,7 @@ var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
 // New builds a source reading <keyspace>.event_store, keeping its progress
 // in <keyspace>.relay_progress under sourceName, and registers its metrics
 // on reg (nil disables them).
-func New(session *gocql.Session, keyspace, sourceName string, cfg Config, sink Sink, dead DeadLetter, logger zerolog.Logger, reg prometheus.Registerer) (*Source, error) {
+func New(session *gocql.Session, keyspace, sourceName string, cfg Config, dead DeadLetter, logger zerolog.Logger, reg prometheus.Registerer) (*Source, error) {
 	switch {
 	case session == nil:
 		return nil, errors.New("cdcsource: nil session")
@@ -74,8 +81,6 @@ func New(session *gocql.Session, keyspace, sourceName string, cfg Config, sink S
 		return nil, fmt.Errorf("cdcsource: keyspace %q is not a CQL identifier of letters, digits and _", keyspace)
 	case strings.TrimSpace(sourceName) == "":
 		return nil, errors.New("cdcsource: empty source name")
-	case sink == nil:
-		return nil, errors.New("cdcsource: nil sink")
 	case dead == nil:
 		return nil, errors.New("cdcsource: nil dead letter function")
 	}
@@ -92,7 +97,6 @@ func New(session *gocql.Session, keyspace, sourceName string, cfg Config, sink S
 		session:  session,
 		table:    keyspace + ".event_store",
 		cfg:      cfg,
-		sink:     sink,
 		dead:     dead,
 		logger:   logger.With().Str("cdc_source", sourceName).Logger(),
 		m:        m,
@@ -104,9 +108,20 @@ func New(session *gocql.Session, keyspace, sourceName string, cfg Config, sink S
 // done (it then returns nil) or an outage: the sink failing, or the reader
 // failing on the database (progress, generations). Each Run starts a new
 // reader from the saved progress, so a supervisor may call it again.
-func (s *Source) Run(ctx context.Context) error {
+func (s *Source) Run(ctx context.Context, notify Notify) error {
+	if notify == nil {
+		return errors.New("cdcsource: nil notify")
+	}
+	return s.RunChanges(ctx, func(ctx context.Context, c Change) error { return notify(ctx, c.AggregateID, nil) })
+}
+
+// RunChanges is Run handing each change to sink.
+func (s *Source) RunChanges(ctx context.Context, sink Sink) error {
+	if sink == nil {
+		return errors.New("cdcsource: nil sink")
+	}
 	out := &outage{}
-	factory := &consumerFactory{src: s, outage: out.record}
+	factory := &consumerFactory{src: s, sink: sink, outage: out.record}
 	rc := readerConfig(s.cfg, s.session, s.table, factory, s.progress, libLogger{s.logger})
 	reader, err := scyllacdc.NewReader(ctx, rc)
 	if err != nil {
@@ -159,6 +174,7 @@ func readerConfig(cfg Config, session *gocql.Session, table string, factory scyl
 // consumerFactory builds one consumer per CDC stream and generation.
 type consumerFactory struct {
 	src    *Source
+	sink   Sink
 	outage func(error)
 }
 
@@ -173,7 +189,7 @@ func (f *consumerFactory) CreateChangeConsumer(_ context.Context, in scyllacdc.C
 	}
 	return &consumer{
 		streamID: in.StreamID,
-		sink:     s.sink,
+		sink:     f.sink,
 		dead:     s.dead,
 		m:        s.m,
 		log:      log,

@@ -105,7 +105,7 @@ func nopDead(context.Context, map[string]any, error) error { return nil }
 
 func TestNewRegistersMetricsOnTheGivenRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	_, err := New(&gocql.Session{}, "orderstream", "scylla-cdc", DefaultConfig(), nopSink, nopDead, zerolog.Nop(), reg)
+	_, err := New(&gocql.Session{}, "orderstream", "scylla-cdc", DefaultConfig(), nopDead, zerolog.Nop(), reg)
 	require.NoError(t, err)
 
 	families, err := reg.Gather()
@@ -121,7 +121,7 @@ func TestNewRegistersMetricsOnTheGivenRegistry(t *testing.T) {
 	})
 
 	// A second source on the same registry fails and leaves it as it was.
-	_, err = New(&gocql.Session{}, "orderstream", "scylla-cdc", DefaultConfig(), nopSink, nopDead, zerolog.Nop(), reg)
+	_, err = New(&gocql.Session{}, "orderstream", "scylla-cdc", DefaultConfig(), nopDead, zerolog.Nop(), reg)
 	require.Error(t, err)
 	after, err := reg.Gather()
 	require.NoError(t, err)
@@ -138,22 +138,19 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		want string
 	}{
 		{"nil session", func() (*Source, error) {
-			return New(nil, "ks", "s", DefaultConfig(), nopSink, nopDead, zerolog.Nop(), nil)
+			return New(nil, "ks", "s", DefaultConfig(), nopDead, zerolog.Nop(), nil)
 		}, "session"},
 		{"keyspace that is no identifier", func() (*Source, error) {
-			return New(session, "ks; DROP TABLE x", "s", DefaultConfig(), nopSink, nopDead, zerolog.Nop(), nil)
+			return New(session, "ks; DROP TABLE x", "s", DefaultConfig(), nopDead, zerolog.Nop(), nil)
 		}, "keyspace"},
 		{"empty source name", func() (*Source, error) {
-			return New(session, "ks", " ", DefaultConfig(), nopSink, nopDead, zerolog.Nop(), nil)
+			return New(session, "ks", " ", DefaultConfig(), nopDead, zerolog.Nop(), nil)
 		}, "source name"},
-		{"nil sink", func() (*Source, error) {
-			return New(session, "ks", "s", DefaultConfig(), nil, nopDead, zerolog.Nop(), nil)
-		}, "sink"},
 		{"nil dead letter", func() (*Source, error) {
-			return New(session, "ks", "s", DefaultConfig(), nopSink, nil, zerolog.Nop(), nil)
+			return New(session, "ks", "s", DefaultConfig(), nil, zerolog.Nop(), nil)
 		}, "dead letter"},
 		{"invalid config", func() (*Source, error) {
-			return New(session, "ks", "s", bad, nopSink, nopDead, zerolog.Nop(), nil)
+			return New(session, "ks", "s", bad, nopDead, zerolog.Nop(), nil)
 		}, "poll_interval"},
 	}
 	for _, tc := range cases {
@@ -167,11 +164,10 @@ func TestNewRejectsBadArguments(t *testing.T) {
 
 func TestFactoryBuildsConsumersThatReportOutages(t *testing.T) {
 	down := errors.New("broker down")
-	src, err := New(&gocql.Session{}, "ks", "s", DefaultConfig(),
-		func(context.Context, Change) error { return down }, nopDead, zerolog.Nop(), nil)
+	src, err := New(&gocql.Session{}, "ks", "s", DefaultConfig(), nopDead, zerolog.Nop(), nil)
 	require.NoError(t, err)
 	out := &outage{}
-	f := &consumerFactory{src: src, outage: out.record}
+	f := &consumerFactory{src: src, sink: func(context.Context, Change) error { return down }, outage: out.record}
 
 	cc, err := f.CreateChangeConsumer(context.Background(), scyllacdc.CreateChangeConsumerInput{TableName: "ks.event_store", StreamID: scyllacdc.StreamID{1}})
 	require.NoError(t, err)
@@ -194,4 +190,14 @@ func TestLibraryMessagesAreDebugUnlessTheyReportAFailure(t *testing.T) {
 	require.Contains(t, lines[0], `"level":"debug"`)
 	require.Contains(t, lines[0], `"message":"loaded progress for stream ab"`)
 	require.Contains(t, lines[1], `"level":"warn"`)
+}
+
+// The sink (or notify) is Run's argument now: a nil one is refused at once,
+// before the reader starts.
+func TestRunRejectsANilSink(t *testing.T) {
+	src, err := New(&gocql.Session{}, "ks", "s", DefaultConfig(), nopDead, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	require.ErrorContains(t, src.Run(context.Background(), nil), "notify")
+	require.ErrorContains(t, src.RunChanges(context.Background(), nil), "sink")
+	_ = nopSink
 }

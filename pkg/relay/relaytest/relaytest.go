@@ -15,7 +15,9 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -31,30 +33,32 @@ func Topics(ctx context.Context, t testing.TB, kc kafka.Config, name string, par
 	require.NoError(t, err)
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	require.NoError(t, err)
-	require.NoError(t, relay.EnsureTopics(admin, prefix, partitions, 1))
+	require.NoError(t, record.EnsureTopics(admin, prefix, partitions, 1))
 	t.Cleanup(func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "customer"))
 		_ = client.Close()
 	})
 	return prefix
 }
 
-// Run runs a relay publishing under prefix until the test ends (or stop
-// is called); it must end without error.
+// Run runs a relay with the scan source, publishing under prefix, until
+// the test ends (or stop is called); it must end without error.
 func Run(ctx context.Context, t testing.TB, session *gocql.Session, store *eventstore.Store, kc kafka.Config, prefix string) (stop func()) {
 	t.Helper()
 	sc, err := kc.Sarama("relaytest-relay")
 	require.NoError(t, err)
-	producer, err := relay.NewProducer(kc.Brokers, sc)
+	producer, err := record.NewProducer(kc.Brokers, sc)
 	require.NoError(t, err)
 	cfg := relay.DefaultConfig()
 	cfg.TopicPrefix = prefix
 	r, err := relay.New(cfg, session, store, producer, zerolog.Nop(), nil)
 	require.NoError(t, err)
+	scan, err := scansource.New(cfg.Config, store, r.ScanHooks(), zerolog.Nop(), nil)
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(ctx, scan) }()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -72,8 +76,10 @@ func Run(ctx context.Context, t testing.TB, session *gocql.Session, store *event
 // WaitPublished waits until the relay has published every committed event.
 func WaitPublished(ctx context.Context, t testing.TB, session *gocql.Session, within time.Duration) {
 	t.Helper()
+	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		n, err := relay.Unpublished(ctx, session)
+		n, err := store.Unpublished(ctx)
 		return err == nil && n == 0
 	}, within, 200*time.Millisecond, "the relay did not publish everything")
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/orderstream/orderstream/pkg/kafka"
-	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/record"
 )
 
 // Arrivals reads every partition of a topic from its end and matches
@@ -53,13 +53,11 @@ func StartArrivals(kc kafka.Config, topic string) (*Arrivals, error) {
 		out.wg.Go(func() {
 			for msg := range pc.Messages() {
 				now := time.Now()
-				var seq string
-				for _, h := range msg.Headers {
-					if string(h.Key) == relay.HeaderSequence {
-						seq = string(h.Value)
-					}
+				id, seq, err := record.Locate(msg)
+				if err != nil {
+					continue // not a relay record: no commit expects it
 				}
-				out.arrived(string(msg.Key)+"/"+seq, now)
+				out.arrived(id.String()+"/"+strconv.FormatInt(seq, 10), now)
 			}
 		})
 	}

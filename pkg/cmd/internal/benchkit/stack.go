@@ -14,7 +14,9 @@ import (
 	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay"
+	"github.com/orderstream/orderstream/pkg/relay/scansource"
 )
 
 // Open migrates keyspace on hosts (comma-separated), dropping it first when
@@ -46,13 +48,13 @@ func Topics(ctx context.Context, kc kafka.Config, prefix string, partitions int3
 		_ = client.Close()
 		return nil, err
 	}
-	if err := relay.EnsureTopics(admin, prefix, partitions, 1); err != nil {
+	if err := record.EnsureTopics(admin, prefix, partitions, 1); err != nil {
 		_ = client.Close()
 		return nil, err
 	}
 	return func() {
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "order"))
-		_ = admin.DeleteTopic(relay.TopicOf(prefix, "customer"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "order"))
+		_ = admin.DeleteTopic(record.TopicOf(prefix, "customer"))
 		_ = client.Close()
 	}, nil
 }
@@ -65,7 +67,7 @@ func StartRelay(ctx context.Context, session *gocql.Session, store *eventstore.S
 	if err != nil {
 		return nil, err
 	}
-	p, err := relay.NewProducer(kc.Brokers, sc)
+	p, err := record.NewProducer(kc.Brokers, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -73,14 +75,20 @@ func StartRelay(ctx context.Context, session *gocql.Session, store *eventstore.S
 	if wrap != nil {
 		producer = wrap(p)
 	}
-	r, err := relay.New(cfg, session, store, producer, zerolog.New(os.Stderr).Level(zerolog.WarnLevel), reg)
+	logger := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	r, err := relay.New(cfg, session, store, producer, logger, reg)
+	if err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	scan, err := scansource.New(cfg.Config, store, r.ScanHooks(), logger, reg)
 	if err != nil {
 		_ = p.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(ctx, scan) }()
 	return func() error {
 		cancel()
 		err := <-done

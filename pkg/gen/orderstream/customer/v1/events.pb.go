@@ -7,6 +7,7 @@
 package customerv1
 
 import (
+	_ "github.com/orderstream/orderstream/pkg/gen/orderstream/options/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -131,6 +132,9 @@ func (CustomerStatus) EnumDescriptor() ([]byte, []int) {
 }
 
 // Address is a postal address of a customer.
+//
+// Every field is personal: together they locate a person, and the label
+// ("home", "mum's") may name one.
 type Address struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Label      string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
@@ -845,35 +849,35 @@ var File_orderstream_customer_v1_events_proto protoreflect.FileDescriptor
 
 const file_orderstream_customer_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"$orderstream/customer/v1/events.proto\x12\x17orderstream.customer.v1\"\xb2\x01\n" +
-	"\aAddress\x12\x14\n" +
-	"\x05label\x18\x01 \x01(\tR\x05label\x12\x14\n" +
-	"\x05line1\x18\x02 \x01(\tR\x05line1\x12\x14\n" +
-	"\x05line2\x18\x03 \x01(\tR\x05line2\x12\x12\n" +
-	"\x04city\x18\x04 \x01(\tR\x04city\x12\x16\n" +
-	"\x06region\x18\x05 \x01(\tR\x06region\x12\x1f\n" +
-	"\vpostal_code\x18\x06 \x01(\tR\n" +
-	"postalCode\x12\x18\n" +
-	"\acountry\x18\a \x01(\tR\acountry\"\xf1\x01\n" +
+	"$orderstream/customer/v1/events.proto\x12\x17orderstream.customer.v1\x1a%orderstream/options/v1/personal.proto\"\xdc\x01\n" +
+	"\aAddress\x12\x1a\n" +
+	"\x05label\x18\x01 \x01(\tB\x04\x88\xb5\x18\x01R\x05label\x12\x1a\n" +
+	"\x05line1\x18\x02 \x01(\tB\x04\x88\xb5\x18\x01R\x05line1\x12\x1a\n" +
+	"\x05line2\x18\x03 \x01(\tB\x04\x88\xb5\x18\x01R\x05line2\x12\x18\n" +
+	"\x04city\x18\x04 \x01(\tB\x04\x88\xb5\x18\x01R\x04city\x12\x1c\n" +
+	"\x06region\x18\x05 \x01(\tB\x04\x88\xb5\x18\x01R\x06region\x12%\n" +
+	"\vpostal_code\x18\x06 \x01(\tB\x04\x88\xb5\x18\x01R\n" +
+	"postalCode\x12\x1e\n" +
+	"\acountry\x18\a \x01(\tB\x04\x88\xb5\x18\x01R\acountry\"\x83\x02\n" +
 	"\x12CustomerRegistered\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
-	"customerId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\x12\x14\n" +
-	"\x05phone\x18\x04 \x01(\tR\x05phone\x129\n" +
+	"customerId\x12\x18\n" +
+	"\x04name\x18\x02 \x01(\tB\x04\x88\xb5\x18\x01R\x04name\x12\x1a\n" +
+	"\x05email\x18\x03 \x01(\tB\x04\x88\xb5\x18\x01R\x05email\x12\x1a\n" +
+	"\x05phone\x18\x04 \x01(\tB\x04\x88\xb5\x18\x01R\x05phone\x129\n" +
 	"\x04tier\x18\x05 \x01(\x0e2%.orderstream.customer.v1.CustomerTierR\x04tier\x12?\n" +
-	"\x06status\x18\x06 \x01(\x0e2'.orderstream.customer.v1.CustomerStatusR\x06status\"j\n" +
+	"\x06status\x18\x06 \x01(\x0e2'.orderstream.customer.v1.CustomerStatusR\x06status\"v\n" +
 	"\x14CustomerRegisteredV1\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
-	"customerId\x12\x1b\n" +
-	"\tfull_name\x18\x02 \x01(\tR\bfullName\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\",\n" +
-	"\x16CustomerProfileUpdated\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\",\n" +
-	"\x14CustomerEmailChanged\x12\x14\n" +
-	"\x05email\x18\x01 \x01(\tR\x05email\",\n" +
-	"\x14CustomerPhoneChanged\x12\x14\n" +
-	"\x05phone\x18\x01 \x01(\tR\x05phone\"q\n" +
+	"customerId\x12!\n" +
+	"\tfull_name\x18\x02 \x01(\tB\x04\x88\xb5\x18\x01R\bfullName\x12\x1a\n" +
+	"\x05email\x18\x03 \x01(\tB\x04\x88\xb5\x18\x01R\x05email\"2\n" +
+	"\x16CustomerProfileUpdated\x12\x18\n" +
+	"\x04name\x18\x01 \x01(\tB\x04\x88\xb5\x18\x01R\x04name\"2\n" +
+	"\x14CustomerEmailChanged\x12\x1a\n" +
+	"\x05email\x18\x01 \x01(\tB\x04\x88\xb5\x18\x01R\x05email\"2\n" +
+	"\x14CustomerPhoneChanged\x12\x1a\n" +
+	"\x05phone\x18\x01 \x01(\tB\x04\x88\xb5\x18\x01R\x05phone\"q\n" +
 	"\x14CustomerAddressAdded\x12\x1d\n" +
 	"\n" +
 	"address_id\x18\x01 \x01(\tR\taddressId\x12:\n" +

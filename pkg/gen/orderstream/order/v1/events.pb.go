@@ -7,6 +7,7 @@
 package orderv1
 
 import (
+	_ "github.com/orderstream/orderstream/pkg/gen/orderstream/options/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -401,7 +402,7 @@ func (x *OrderShipped) GetTrackingNumber() string {
 // OrderDelivered: the order reached the customer (version 1).
 type OrderDelivered struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Who signed for it, when someone did.
+	// Who signed for it, when someone did: a person's name, so personal.
 	Signature     string `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -509,7 +510,7 @@ var File_orderstream_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_orderstream_order_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"!orderstream/order/v1/events.proto\x12\x14orderstream.order.v1\"F\n" +
+	"!orderstream/order/v1/events.proto\x12\x14orderstream.order.v1\x1a%orderstream/options/v1/personal.proto\"F\n" +
 	"\x05Money\x12!\n" +
 	"\famount_minor\x18\x01 \x01(\x03R\vamountMinor\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\x82\x01\n" +
@@ -530,9 +531,9 @@ const file_orderstream_order_v1_events_proto_rawDesc = "" +
 	"\x0eOrderConfirmed\"Q\n" +
 	"\fOrderShipped\x12\x18\n" +
 	"\acarrier\x18\x01 \x01(\tR\acarrier\x12'\n" +
-	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\".\n" +
-	"\x0eOrderDelivered\x12\x1c\n" +
-	"\tsignature\x18\x01 \x01(\tR\tsignature\"\x97\x01\n" +
+	"\x0ftracking_number\x18\x02 \x01(\tR\x0etrackingNumber\"4\n" +
+	"\x0eOrderDelivered\x12\"\n" +
+	"\tsignature\x18\x01 \x01(\tB\x04\x88\xb5\x18\x01R\tsignature\"\x97\x01\n" +
 	"\x0eOrderCancelled\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12!\n" +
 	"\fcancelled_by\x18\x02 \x01(\tR\vcancelledBy\x12J\n" +

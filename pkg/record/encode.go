@@ -1,4 +1,4 @@
-package relay
+package record
 
 import (
 	"fmt"
@@ -14,32 +14,12 @@ import (
 	eventv1 "github.com/orderstream/orderstream/pkg/gen/orderstream/event/v1"
 )
 
-// DefaultTopicPrefix starts the name of every topic: orderstream.orders.v1.
-const DefaultTopicPrefix = "orderstream"
-
-// TopicOf is the topic of an aggregate type under a prefix:
-// <prefix>.orders.v1 for "order", <prefix>.customers.v1 for "customer".
-func TopicOf(prefix, aggregateType string) string { return prefix + "." + aggregateType + "s.v1" }
-
-// Topic is the topic of an aggregate type under the default prefix.
-func Topic(aggregateType string) string { return TopicOf(DefaultTopicPrefix, aggregateType) }
-
-// Record headers; consumers drop duplicates by (key, sequence).
-const (
-	HeaderEventType     = "event_type"
-	HeaderEventID       = "event_id"
-	HeaderSequence      = "sequence"
-	HeaderCorrelationID = "correlation_id"
-	HeaderCausationID   = "causation_id"
-	HeaderTraceparent   = "traceparent"
-	HeaderTracestate    = "tracestate"
-)
-
-// Message builds the record of one stored event (already upcast to the
-// current layout): key = aggregate id, value = the envelope as protojson.
-// An event whose payload cannot be read is an error: the caller
-// dead-letters it.
-func Message(e eventstore.Event) (*sarama.ProducerMessage, error) {
+// Encode builds the record of one stored event (already upcast to the
+// current layout) on its aggregate type's topic under prefix: key = the
+// aggregate id, value = the envelope as protojson, and the headers. An
+// event whose payload cannot be read is an error: the caller dead-letters
+// it.
+func Encode(e eventstore.Event, prefix string) (*sarama.ProducerMessage, error) {
 	payload, err := eventcodec.Payload(e.AggregateType, e.Type, e.Data)
 	if err != nil {
 		return nil, err
@@ -60,8 +40,8 @@ func Message(e eventstore.Event) (*sarama.ProducerMessage, error) {
 		CausationId:    e.CausationID,
 		Payload:        anyPayload,
 	}
-	if tp := e.TraceContext["traceparent"]; tp != "" {
-		env.TraceContext = &eventv1.TraceContext{Traceparent: tp, Tracestate: e.TraceContext["tracestate"]}
+	if tp := e.TraceContext[HeaderTraceparent]; tp != "" {
+		env.TraceContext = &eventv1.TraceContext{Traceparent: tp, Tracestate: e.TraceContext[HeaderTracestate]}
 	}
 	value, err := protojson.Marshal(env)
 	if err != nil {
@@ -81,10 +61,25 @@ func Message(e eventstore.Event) (*sarama.ProducerMessage, error) {
 		}
 	}
 	return &sarama.ProducerMessage{
-		Topic:     Topic(e.AggregateType),
+		Topic:     TopicOf(prefix, e.AggregateType),
 		Key:       sarama.StringEncoder(e.AggregateID.String()),
 		Value:     sarama.ByteEncoder(value),
 		Headers:   headers,
 		Timestamp: e.OccurredAt,
 	}, nil
+}
+
+// SetHeader replaces (or adds, or with an empty value removes) a header of
+// a record about to be sent.
+func SetHeader(msg *sarama.ProducerMessage, key, value string) {
+	out := msg.Headers[:0]
+	for _, h := range msg.Headers {
+		if string(h.Key) != key {
+			out = append(out, h)
+		}
+	}
+	if value != "" {
+		out = append(out, sarama.RecordHeader{Key: []byte(key), Value: []byte(value)})
+	}
+	msg.Headers = out
 }

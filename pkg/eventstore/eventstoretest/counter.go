@@ -1,4 +1,4 @@
-package eventstore_test
+package eventstoretest
 
 import (
 	"encoding/json"
