@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -112,6 +113,15 @@ func (k *Key) OpenString(aggregateID, path, value string) (string, error) {
 // IsSealed reports whether a string value is in the sealed text form
 // (rather than a clear value written before encryption was switched on).
 func IsSealed(value string) bool { return strings.HasPrefix(value, TextPrefix) }
+
+// sealedText matches a sealed value inside a larger text (a JSON document,
+// a record): the prefix and its base64url body.
+var sealedText = regexp.MustCompile(regexp.QuoteMeta(TextPrefix) + `[A-Za-z0-9_-]+`)
+
+// StripSealed returns text with every sealed value cut out: what is left
+// is what a scan for personal data in clear must look at (a ciphertext's
+// base64 may spell any short word by chance).
+func StripSealed(text string) string { return sealedText.ReplaceAllString(text, "") }
 
 func decodeText(value string) ([]byte, error) {
 	sealed, err := text.DecodeString(value[len(TextPrefix):])
