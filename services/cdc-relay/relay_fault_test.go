@@ -23,7 +23,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
@@ -36,18 +35,11 @@ import (
 // Kafka stopped for 30 s during load: the breaker opens, nothing is
 // dead-lettered, and every event arrives once Kafka is back.
 func TestFaultKafkaDownForThirtySeconds(t *testing.T) {
-	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	keyspace := stacktest.UniqueName("relaykafka_")
-	stacktest.Migrate(t, c, keyspace)
-	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
-		session.Close()
-	})
+	session, c := stacktest.PrivateKeyspace(t, "relaykafka_")
+	keyspace := c.Keyspace
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), eventstore.RepositoryConfig{MaxConflictRetries: 10}, zerolog.Nop(), nil)

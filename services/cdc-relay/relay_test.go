@@ -20,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
@@ -38,19 +37,12 @@ import (
 // dropped. Then two replicas: exactly one publishes; kill it and the other
 // takes over within the lease TTL, losing nothing.
 func TestNothingLostAcrossKillsAndTakeover(t *testing.T) {
-	c := stacktest.RequireCQL(t)
 	kc := stacktest.RequireKafka(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	keyspace := stacktest.UniqueName("relayfault_")
-	stacktest.Migrate(t, c, keyspace)
-	session, err := cql.Connect(ctx, c, keyspace, zerolog.Nop())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = session.Query("DROP KEYSPACE IF EXISTS " + keyspace).Exec()
-		session.Close()
-	})
+	session, c := stacktest.PrivateKeyspace(t, "relayfault_")
+	keyspace := c.Keyspace
 	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
 	require.NoError(t, err)
 	up := eventcodec.NewUpcasters()
