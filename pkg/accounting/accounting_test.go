@@ -10,16 +10,14 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/loadgen"
 	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
-	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -43,15 +41,10 @@ func TestCheckTopics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	session, _ := stacktest.PrivateKeyspace(t, "acct_")
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
+	wm := servicetest.NewWriteModel(t, session, 10)
+	store, orders, customers := wm.Store, wm.Orders, wm.Customers
 	prefix := relaytest.Topics(ctx, t, kc, "acct", 3)
-	_, err = loadgen.Run(ctx, loadgen.Config{Commands: 200, Aggregates: 40, Workers: 4, Seed: rand.Uint64()}, orders, customers)
+	_, err := loadgen.Run(ctx, loadgen.Config{Commands: 200, Aggregates: 40, Workers: 4, Seed: rand.Uint64()}, orders, customers)
 	require.NoError(t, err)
 	stop := relaytest.Run(ctx, t, session, store, kc, prefix)
 	relaytest.WaitPublished(ctx, t, session, time.Minute)

@@ -18,7 +18,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
 	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/record/recordtest"
-	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -32,13 +32,8 @@ func TestConsumeThroughTheConsumerGroupSeam(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	session, _ := stacktest.PrivateKeyspace(t, "projmem_")
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
+	wm := servicetest.NewWriteModel(t, session, 10)
+	store, orders, customers := wm.Store, wm.Orders, wm.Customers
 
 	const prefix = "mem"
 	broker := recordtest.NewBroker(3)

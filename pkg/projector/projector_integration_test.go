@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/loadgen"
@@ -26,6 +25,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
 	"github.com/orderstream/orderstream/pkg/repository"
+	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
 
@@ -44,13 +44,8 @@ func newHarness(ctx context.Context, t *testing.T) *harness {
 	t.Helper()
 	kc := stacktest.RequireKafka(t)
 	session, _ := stacktest.PrivateKeyspace(t, "proj_")
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
+	wm := servicetest.NewWriteModel(t, session, 10)
+	store, orders, customers := wm.Store, wm.Orders, wm.Customers
 
 	return &harness{session: session, store: store, orders: orders, customers: customers, kc: kc, prefix: relaytest.Topics(ctx, t, kc, "it", 3)}
 }

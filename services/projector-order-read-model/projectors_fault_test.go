@@ -14,15 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orderstream/orderstream/pkg/eventcodec"
-	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/loadgen"
 	"github.com/orderstream/orderstream/pkg/readmodel/readmodeltest"
 	"github.com/orderstream/orderstream/pkg/relay/relaytest"
-	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/servicetest"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
@@ -37,13 +33,8 @@ func TestFaultProjectorsKilledUnderLoad(t *testing.T) {
 	defer cancel()
 	session, c := stacktest.PrivateKeyspace(t, "projfault_")
 	keyspace := c.Keyspace
-	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
-	require.NoError(t, err)
-	rc := eventstore.RepositoryConfig{MaxConflictRetries: 10}
-	orders, err := repository.NewOrders(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
-	customers, err := repository.NewCustomers(store, eventcodec.NewUpcasters(), rc, zerolog.Nop(), nil)
-	require.NoError(t, err)
+	wm := servicetest.NewWriteModel(t, session, 10)
+	store, orders, customers := wm.Store, wm.Orders, wm.Customers
 
 	// Private topics, and the relay in this process.
 	prefix := relaytest.Topics(ctx, t, kc, "fault", 6)
