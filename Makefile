@@ -112,8 +112,8 @@ clean: ## remove build output (not the stack's data or caches)
 	rm -rf bin
 
 .PHONY: bench-e2e
-bench-e2e: infra-up migrate build ## end-to-end HTTP load at 1, 16 and 64 clients against the system (started if it is not running; `make down` stops it); rewrites its section of docs/benchmarks.md
-	scripts/services.sh start
+bench-e2e: infra-up migrate build ## end-to-end efficiency at 4 and 16 clients against the system ((re)started from the fresh build; `make down` stops it): commands/s, CPU per command of every process, idle CPU, commit→record and commit→read model, the baseline (hints off) and hints on side by side; rewrites its section of docs/benchmarks.md (about 8 min; a quick check: E2E_FLAGS='-duration 10s -idle 10s -settle-min 10s -settle-max 20s')
+	scripts/services.sh restart
 	go run ./pkg/cmd/e2ebench -markdown docs/benchmarks.md $(E2E_FLAGS)
 
 .PHONY: check-charts

@@ -217,7 +217,8 @@ func TestGlobals(t *testing.T) {
 	}
 	require.Len(t, configs, 9)
 	for name, cfg := range configs {
-		stream := name == "cdc-relay" || strings.HasPrefix(name, "projector-")
+		// command-service reads the broker for its commit hints (on in its chart).
+		stream := name == "cdc-relay" || strings.HasPrefix(name, "projector-") || name == "command-service"
 		assert.Equal(t, stream, cfg["kafka"] != nil, "%s: kafka section", name)
 		assert.Equal(t, name != "schema-migrator", cfg["tracing"] != nil, "%s: tracing section", name)
 		assert.Equal(t, "scylla-client.scylla.svc", dig(cfg, "cql", "hosts").([]any)[0], name)
@@ -225,6 +226,9 @@ func TestGlobals(t *testing.T) {
 		want := []string{"scylla-client-tls"}
 		if stream {
 			want = append(want, "redpanda-default-cert")
+		}
+		if cfg["personal"] != nil {
+			want = append(want, "kek-from-vault")
 		}
 		assert.ElementsMatch(t, want, mounts[name], "%s: secret volumes", name)
 	}

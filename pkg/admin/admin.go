@@ -2,16 +2,26 @@
 // port, apart from the API, so that metrics and health never reach the
 // ingress: /healthz (the process is alive), /readyz (every dependency and
 // worker check passes) and /metrics.
+//
+// Operator endpoints that change something (POST /rebuild, DELETE
+// /rebuild) require the bearer token of admin.token or admin.token_file,
+// the scheme of the dlq-service's mutations: 401 without an Authorization
+// header, 403 with a wrong token, and 403 for every request when no token
+// is configured.
 package admin
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,12 +41,17 @@ type Check func(ctx context.Context) error
 type Config struct {
 	Addr         string        `mapstructure:"addr" help:"admin listen address (healthz, readyz, metrics)"`
 	CheckTimeout time.Duration `mapstructure:"check_timeout" help:"deadline of each readiness check"`
+	Token        string        `mapstructure:"token" help:"bearer token the mutating admin endpoints (POST/DELETE /rebuild) require; with neither token nor token_file they answer 403"`
+	TokenFile    string        `mapstructure:"token_file" help:"file holding the admin bearer token, read at start (a mounted Kubernetes secret); instead of token"`
 }
 
-// DefaultConfig listens on addr with two-second checks.
+// MinTokenBytes is the shortest bearer token accepted.
+const MinTokenBytes = 16
+
+// DefaultConfig listens on addr with two-second checks, without a token.
 func DefaultConfig(addr string) Config { return Config{Addr: addr, CheckTimeout: 2 * time.Second} }
 
-// Validate checks the address and the timeout.
+// Validate checks the address, the timeout and the token.
 func (c Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
@@ -45,7 +60,34 @@ func (c Config) Validate() error {
 	if c.CheckTimeout <= 0 {
 		errs = append(errs, config.Errorf("check_timeout", "must be positive, got %s", c.CheckTimeout))
 	}
+	if c.Token != "" && c.TokenFile != "" {
+		errs = append(errs, config.Errorf("token_file", "give either token or token_file, not both"))
+	}
+	if c.Token != "" && len(c.Token) < MinTokenBytes {
+		errs = append(errs, config.Errorf("token", "must be at least %d bytes, got %d", MinTokenBytes, len(c.Token)))
+	}
+	if c.TokenFile != "" {
+		if _, err := c.token(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// token is the configured bearer token, "" when there is none.
+func (c Config) token() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	raw, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", config.Errorf("token_file", "cannot read it: %v", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if len(token) < MinTokenBytes {
+		return "", config.Errorf("token_file", "the token must be at least %d bytes, got %d", MinTokenBytes, len(token))
+	}
+	return token, nil
 }
 
 // Server is the admin HTTP server of one process.
@@ -57,11 +99,22 @@ type Server struct {
 
 	mu     sync.RWMutex
 	checks map[string]Check
+
+	token    [sha256.Size]byte // of the bearer token, compared in constant time
+	hasToken bool
 }
 
-// New builds the admin server; gatherer is the process's own registry.
+// New builds the admin server; gatherer is the process's own registry. A
+// token file that cannot be read (Validate reports it first) leaves the
+// server without a token: its mutating endpoints refuse every request.
 func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Server {
 	s := &Server{cfg: cfg, logger: logger, checks: map[string]Check{}}
+	switch token, err := cfg.token(); {
+	case err != nil:
+		logger.Error().Err(err).Msg("admin token unreadable: mutating admin endpoints refuse every request (403)")
+	case token != "":
+		s.token, s.hasToken = sha256.Sum256([]byte(token)), true
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -85,10 +138,53 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 	return s
 }
 
-// Handle adds an operator endpoint (such as POST /rebuild) to the admin
-// server; call it before Serve.
+// Handle adds an operator endpoint (such as GET /rebuild) to the admin
+// server; call it before Serve. Every method but GET and HEAD changes
+// something and requires the bearer token (authorize).
 func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
-	s.router.Method(method, pattern, h)
+	if method == http.MethodGet || method == http.MethodHead {
+		s.router.Method(method, pattern, h)
+		return
+	}
+	s.router.Method(method, pattern, s.authorize(h))
+}
+
+// HasToken reports whether a bearer token is configured (without one, the
+// mutating endpoints refuse every request).
+func (s *Server) HasToken() bool { return s.hasToken }
+
+// authorize lets a request through only with the bearer token: 401 when it
+// has none, 403 when it is wrong or no token is configured; nothing of the
+// request is read before. The answers are problem documents with the codes
+// admin.unauthorized and admin.forbidden.
+func (s *Server) authorize(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="orderstream-admin"`)
+			writeProblem(w, http.StatusUnauthorized, "admin.unauthorized", "this endpoint needs an Authorization: Bearer <token> header (admin.token)")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !s.hasToken || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+			detail := "the bearer token is not the one this server accepts"
+			if !s.hasToken {
+				detail = "this server has no admin token configured (admin.token or admin.token_file), so it refuses every mutating request"
+			}
+			s.logger.Warn().Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("admin request refused")
+			writeProblem(w, http.StatusForbidden, "admin.forbidden", detail)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// writeProblem answers an RFC 9457 problem document.
+func writeProblem(w http.ResponseWriter, status int, code, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail, "code": code})
 }
 
 // AddCheck registers a named readiness check.

@@ -122,18 +122,7 @@ func (CustomerCodec) StateVersion() int32 { return 1 }
 // Payload decodes a stored event's data (current layout) into its protobuf
 // message, for building envelopes.
 func Payload(aggregateType, eventType string, data []byte) (proto.Message, error) {
-	var (
-		m   proto.Message
-		err error
-	)
-	switch aggregateType {
-	case order.AggregateType:
-		m, err = newOrderMessage(eventType)
-	case customer.AggregateType:
-		m, err = newCustomerMessage(eventType)
-	default:
-		err = fmt.Errorf("unknown aggregate type %q", aggregateType)
-	}
+	m, err := newMessage(aggregateType, eventType)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ func TestCustomerEventsRoundTrip(t *testing.T) {
 		customer.CustomerSuspended{Reason: "chargeback"},
 		customer.CustomerReactivated{},
 		customer.CustomerDeactivated{Reason: "asked to"},
+		customer.CustomerForgotten{},
 	}
 	seen := map[string]bool{}
 	for _, e := range events {

@@ -34,6 +34,8 @@ func newCustomerMessage(eventType string) (proto.Message, error) {
 		return &customerv1.CustomerReactivated{}, nil
 	case customer.EventCustomerDeactivated:
 		return &customerv1.CustomerDeactivated{}, nil
+	case customer.EventCustomerForgotten:
+		return &customerv1.CustomerForgotten{}, nil
 	}
 	return nil, fmt.Errorf("unknown customer event type %q", eventType)
 }
@@ -65,6 +67,8 @@ func customerToProto(e customer.Event) (proto.Message, error) {
 		return &customerv1.CustomerReactivated{}, nil
 	case customer.CustomerDeactivated:
 		return &customerv1.CustomerDeactivated{Reason: e.Reason}, nil
+	case customer.CustomerForgotten:
+		return &customerv1.CustomerForgotten{}, nil
 	}
 	return nil, fmt.Errorf("no contract for customer event %T", e)
 }
@@ -72,15 +76,13 @@ func customerToProto(e customer.Event) (proto.Message, error) {
 func customerFromProto(m proto.Message) (customer.Event, error) {
 	switch m := m.(type) {
 	case *customerv1.CustomerRegistered:
-		email, err := value.NewEmail(m.GetEmail())
+		email, err := emailFromProto(m.GetEmail())
 		if err != nil {
 			return nil, err
 		}
-		var phone value.PhoneNumber
-		if m.GetPhone() != "" {
-			if phone, err = value.NewPhoneNumber(m.GetPhone()); err != nil {
-				return nil, err
-			}
+		phone, err := phoneFromProto(m.GetPhone())
+		if err != nil {
+			return nil, err
 		}
 		tier, status := enumFromProto[value.CustomerTier](int32(m.GetTier())), enumFromProto[value.CustomerStatus](int32(m.GetStatus()))
 		if !tier.IsValid() || !status.IsValid() {
@@ -90,18 +92,15 @@ func customerFromProto(m proto.Message) (customer.Event, error) {
 	case *customerv1.CustomerProfileUpdated:
 		return customer.CustomerProfileUpdated{Name: m.GetName()}, nil
 	case *customerv1.CustomerEmailChanged:
-		email, err := value.NewEmail(m.GetEmail())
+		email, err := emailFromProto(m.GetEmail())
 		if err != nil {
 			return nil, err
 		}
 		return customer.CustomerEmailChanged{Email: email}, nil
 	case *customerv1.CustomerPhoneChanged:
-		var phone value.PhoneNumber
-		if m.GetPhone() != "" {
-			var err error
-			if phone, err = value.NewPhoneNumber(m.GetPhone()); err != nil {
-				return nil, err
-			}
+		phone, err := phoneFromProto(m.GetPhone())
+		if err != nil {
+			return nil, err
 		}
 		return customer.CustomerPhoneChanged{Phone: phone}, nil
 	case *customerv1.CustomerAddressAdded:
@@ -130,6 +129,8 @@ func customerFromProto(m proto.Message) (customer.Event, error) {
 		return customer.CustomerReactivated{}, nil
 	case *customerv1.CustomerDeactivated:
 		return customer.CustomerDeactivated{Reason: m.GetReason()}, nil
+	case *customerv1.CustomerForgotten:
+		return customer.CustomerForgotten{}, nil
 	}
 	return nil, fmt.Errorf("no customer event for %T", m)
 }
@@ -139,11 +140,38 @@ func addressToProto(a value.Address) *customerv1.Address {
 	return &customerv1.Address{Label: f.Label, Line1: f.Line1, Line2: f.Line2, City: f.City, Region: f.Region, PostalCode: f.PostalCode, Country: f.Country}
 }
 
+// The personal fields decode through these: a sealed or redacted value
+// (value.IsOpaque) is kept verbatim, unvalidated, so that a reader without
+// the customer's key (a projector) can fold the event and copy the sealed
+// text on; a clear value is validated as always.
+
+func emailFromProto(s string) (value.Email, error) {
+	if e, ok := value.OpaqueEmail(s); ok {
+		return e, nil
+	}
+	return value.NewEmail(s)
+}
+
+// phoneFromProto reads an optional phone: empty is none.
+func phoneFromProto(s string) (value.PhoneNumber, error) {
+	if s == "" {
+		return value.PhoneNumber{}, nil
+	}
+	if p, ok := value.OpaquePhoneNumber(s); ok {
+		return p, nil
+	}
+	return value.NewPhoneNumber(s)
+}
+
 func addressFromProto(a *customerv1.Address) (value.Address, error) {
-	return value.NewAddress(value.AddressFields{
+	f := value.AddressFields{
 		Label: a.GetLabel(), Line1: a.GetLine1(), Line2: a.GetLine2(), City: a.GetCity(),
 		Region: a.GetRegion(), PostalCode: a.GetPostalCode(), Country: a.GetCountry(),
-	})
+	}
+	if addr, ok := value.OpaqueAddress(f); ok {
+		return addr, nil
+	}
+	return value.NewAddress(f)
 }
 
 // upcastCustomerRegisteredV1 brings a version 1 CustomerRegistered (one

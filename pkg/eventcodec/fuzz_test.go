@@ -74,6 +74,7 @@ func FuzzCustomerDecodeEvent(f *testing.F) {
 		customer.CustomerSuspended{Reason: "chargeback"},
 		customer.CustomerReactivated{},
 		customer.CustomerDeactivated{Reason: "asked to"},
+		customer.CustomerForgotten{},
 	} {
 		typ, data, err := c.EncodeEvent(e)
 		require.NoError(f, err)
@@ -88,6 +89,11 @@ func FuzzCustomerDecodeEvent(f *testing.F) {
 		{customer.EventCustomerAddressAdded, `{"address":{"line1":"x"}}`},
 		{customer.EventCustomerAddressAdded, `{"address":{"line1":" a ","city":"b","postalCode":"c","country":"de"}}`},
 		{customer.EventCustomerPhoneChanged, `{"phone":""}`},
+		// Sealed and redacted personal values (kept verbatim).
+		{customer.EventCustomerRegistered, `{"customerId":"c","name":"pd:AQ","email":"pd:AQID","phone":"[redacted]","tier":1,"status":1}`},
+		{customer.EventCustomerEmailChanged, `{"email":"[redacted]"}`},
+		{customer.EventCustomerAddressAdded, `{"address":{"line1":"pd:AQ","city":" x ","postalCode":"","country":"[redacted]"}}`},
+		{customer.EventCustomerForgotten, `{"unknown":1}`},
 	} {
 		f.Add(s.typ, []byte(s.data))
 	}

@@ -110,6 +110,8 @@ type Repository[S, C, E any] struct {
 	maxRetries int
 	logger     zerolog.Logger
 	snapFails  prometheus.Counter
+	// cache holds recently folded states (statecache.go); nil: none.
+	cache *StateCache[S]
 }
 
 // RepositoryConfig tunes a repository.
@@ -142,15 +144,28 @@ func NewRepository[S, C, E any](store RepositoryStore, agg Aggregate[S, C, E], c
 // the fresh state up to MaxConflictRetries times, unless the caller named
 // an expected version. A command that decides no events commits nothing.
 func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, meta Metadata) (Result[E], error) {
+	fresh := false // load from the store, not the state cache
 	for attempt := 0; ; attempt++ {
-		state, version, err := r.Load(ctx, id)
+		state, version, cached, err := r.load(ctx, id, fresh)
 		if err != nil {
 			return Result[E]{}, err
 		}
+		// A cached state is trusted only through the commit's version
+		// check: any other answer is decided again on a fresh load.
 		if meta.ExpectedVersion != nil && *meta.ExpectedVersion != version {
+			if cached {
+				r.distrust(id)
+				fresh, attempt = true, attempt-1
+				continue
+			}
 			return Result[E]{}, &PreconditionError{Expected: *meta.ExpectedVersion, Actual: version}
 		}
 		events, err := r.agg.Decide(state, cmd)
+		if cached && (err != nil || len(events) == 0) {
+			r.distrust(id)
+			fresh, attempt = true, attempt-1
+			continue
+		}
 		if err != nil {
 			return Result[E]{}, err
 		}
@@ -162,6 +177,16 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, 
 			return Result[E]{}, err
 		}
 		next, err := r.store.Append(ctx, r.agg.Type, id, version, stored)
+		if err != nil {
+			// A lost race or an unknown outcome: the cached state, if any,
+			// is behind.
+			if cached {
+				r.distrust(id)
+			} else {
+				r.forget(id)
+			}
+			fresh = true
+		}
 		var conflict *ConflictError
 		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.CommandID != "" {
 			// An earlier attempt of this very command (a retry with the same
@@ -176,6 +201,13 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, 
 				return Result[E]{Version: v, Retries: attempt}, nil
 			}
 		}
+		if errors.As(err, &conflict) && cached {
+			// The cached (or presumed new) state was behind: not a race
+			// lost to a contender, so decide again at once on the stored
+			// state.
+			attempt--
+			continue
+		}
 		if errors.As(err, &conflict) && conflict.ActualType == "" && meta.ExpectedVersion == nil && attempt < r.maxRetries {
 			// Jittered backoff spreads the contenders of a hot aggregate so
 			// that a loser does not lose again to the same crowd.
@@ -188,6 +220,12 @@ func (r *Repository[S, C, E]) Handle(ctx context.Context, id gocql.UUID, cmd C, 
 			return Result[E]{}, err
 		}
 		r.maybeSnapshot(ctx, id, state, version, events, next)
+		if r.cache != nil {
+			for _, e := range events {
+				state = r.agg.Apply(state, e)
+			}
+			r.remember(id, state, next)
+		}
 		return Result[E]{Version: next, Events: events, Retries: attempt}, nil
 	}
 }
@@ -280,6 +318,9 @@ func (r *Repository[S, C, E]) StateAt(ctx context.Context, id gocql.UUID, upTo i
 		version = e.Sequence
 		return nil
 	})
+	if err == nil && upTo == 0 {
+		r.remember(id, state, version)
+	}
 	return state, version, err
 }
 

@@ -33,8 +33,8 @@
 // GCM hides the content, not the length: a sealed value is as long as its
 // plaintext plus 29 bytes, base64-encoded.
 //
-// Not wired yet: no service encrypts or decrypts events in this version;
-// docs/personal-data.md says what remains.
+// command-service seals and opens through repository.Sealing, and
+// query-service opens; docs/personal-data.md describes the wiring.
 package personal
 
 import "errors"

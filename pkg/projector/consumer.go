@@ -57,91 +57,67 @@ func (p *Projector[S]) Run(ctx context.Context, brokers []string, sc *sarama.Con
 	return supervise.RunAll(ctx, p.Workers(client)...)
 }
 
-// Workers are the projector's two workers: the consumer ("projector",
-// Consume) and the redrive worker ("redrive", RedriveWorker).
+// Workers are the projector's three workers: the consumer ("projector",
+// Consume), the redrive worker ("redrive", RedriveWorker) and the rebuild
+// worker ("rebuild", RebuildWorker).
 func (p *Projector[S]) Workers(client sarama.Client) []supervise.Worker {
 	return []supervise.Worker{
 		{Name: "projector", Run: func(ctx context.Context) error { return p.Consume(ctx, OnClient(client)) }},
 		p.RedriveWorker(),
+		p.RebuildWorker(),
 	}
 }
 
 // Consume consumes the view's topic as a member of the projector's
 // consumer group, joined through join (OnClient on a client configured with
 // record.ConsumerConfig; recordtest's in-memory group in tests), until ctx
-// ends: first finishing a rebuild left running (or one requested by
-// RequestRebuild), then applying records. A failure that outlasts the
-// retries ends it with an error; its supervisor restarts it, and the
-// uncommitted records are delivered again (and skipped where already
-// applied).
+// ends, applying each record to the generations of the view being written
+// (Handle); a rebuild runs beside it (RebuildWorker). A failure that
+// outlasts the retries ends it with an error; its supervisor restarts it,
+// and the uncommitted records are delivered again (and skipped where
+// already applied).
 func (p *Projector[S]) Consume(ctx context.Context, join JoinGroup) error {
-	running, err := p.rebuildPending(ctx)
-	if err != nil {
-		return err
-	}
-	requested := false
-	select {
-	case <-p.rebuildReq:
-		requested = true
-	default:
-	}
-	if running || requested {
-		if running {
-			p.logger.Warn().Msg("a rebuild was left unfinished; redoing it")
-		}
-		if err := p.Rebuild(ctx); err != nil {
-			return err
-		}
-	}
 	group, err := join(p.cfg.Group)
 	if err != nil {
 		return fmt.Errorf("joining consumer group %s: %w", p.cfg.Group, err)
 	}
 	defer func() { _ = group.Close() }()
 
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	h := &handler[S]{p: p, stop: stop}
+	done := make(chan error, 1)
+	go func() {
+		for cctx.Err() == nil {
+			if err := group.Consume(cctx, []string{p.Topic()}, h); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var groupErr error
+wait:
 	for {
-		cctx, stop := context.WithCancel(ctx)
-		h := &handler[S]{p: p, stop: stop}
-		done := make(chan error, 1)
-		go func() {
-			for cctx.Err() == nil {
-				if err := group.Consume(cctx, []string{p.Topic()}, h); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}()
-		var groupErr error
-	wait:
-		for {
-			select {
-			case err := <-group.Errors():
-				p.logger.Warn().Err(err).Msg("consumer group")
-			case <-p.rebuildReq:
-				stop()
-				groupErr = <-done
-				break wait
-			case groupErr = <-done:
-				stop()
-				break wait
-			}
-		}
-		p.joined.Store(false)
-		if err := h.failure(); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if groupErr != nil && !errors.Is(groupErr, context.Canceled) {
-			return fmt.Errorf("consuming %s: %w", p.Topic(), groupErr)
-		}
-		// Consumption stopped for a rebuild.
-		if err := p.Rebuild(ctx); err != nil {
-			return err
+		select {
+		case err := <-group.Errors():
+			p.logger.Warn().Err(err).Msg("consumer group")
+		case groupErr = <-done:
+			stop()
+			break wait
 		}
 	}
+	p.joined.Store(false)
+	if err := h.failure(); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if groupErr != nil && !errors.Is(groupErr, context.Canceled) {
+		return fmt.Errorf("consuming %s: %w", p.Topic(), groupErr)
+	}
+	return nil
 }
 
 // handler is the sarama group handler of one consumption.
@@ -176,6 +152,13 @@ func (h *handler[S]) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	h.p.claimsMu.Unlock()
 	h.p.forget() // another member may have applied our aggregates meanwhile
+	// Write by the current generations from the first record of the new
+	// claims (a rebuild may have started or switched meanwhile).
+	rctx, cancel := context.WithTimeout(sess.Context(), 5*time.Second)
+	if err := h.p.refreshGenerations(rctx); err != nil {
+		h.p.logger.Warn().Err(err).Msg("reading the view's generations at a new claim")
+	}
+	cancel()
 	h.p.joined.Store(true)
 	h.p.logger.Info().Interface("claims", sess.Claims()).Int32("generation", sess.GenerationID()).Msg("consuming")
 	return nil
@@ -324,11 +307,9 @@ func (p *Projector[S]) Lag() int64 {
 }
 
 // Ready reports whether the projector is consuming and caught up to within
-// ReadyMaxLag records; a rebuild makes it not ready.
+// ReadyMaxLag records. A rebuild does not make it unready: the active
+// generation stays current meanwhile.
 func (p *Projector[S]) Ready(context.Context) error {
-	if p.rebuilding.Load() {
-		return errors.New("rebuilding the read model")
-	}
 	if !p.joined.Load() {
 		return errors.New("not consuming yet (joining the consumer group)")
 	}

@@ -3,7 +3,9 @@
 // applied idempotently by the aggregate's sequence, gaps filled from
 // event_store, read-model rows and the projector's per-aggregate checkpoint
 // written in one logged batch, progress in projection_offsets, failures
-// dead-lettered with the aggregate parked, and rebuilds from event_store.
+// dead-lettered with the aggregate parked, and rebuilds from event_store
+// into a new generation of the view's tables beside the live one
+// (rebuild.go), switched to atomically once caught up.
 //
 // A projector service is a thin main around one View.
 package projector
@@ -45,13 +47,33 @@ type Config struct {
 	OffsetsEvery       time.Duration `mapstructure:"offsets_every" help:"how often progress is written to projection_offsets, per partition"`
 	ParkedEvery        time.Duration `mapstructure:"parked_every" help:"how often the parked aggregates are re-read (the dlq-service unparks them)"`
 	RebuildRanges      int           `mapstructure:"rebuild_ranges" help:"token ranges a rebuild's scan of event_store is split into"`
-	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"aggregates rebuilt at once"`
+	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"token ranges of event_store a rebuild scans at once (one aggregate at a time each)"`
+	// RebuildRate bounds the scan, so that a rebuild leaves the database
+	// to the live consumers (which write the new generation too meanwhile).
+	RebuildRate float64 `mapstructure:"rebuild_rate" help:"aggregates per second a rebuild's scan replays at most (0: no bound)"`
+	// RebuildGrace is how long the replaced generation is kept (and kept
+	// current) after a switch: readers holding a page token of it go on
+	// reading it meanwhile.
+	RebuildGrace time.Duration `mapstructure:"rebuild_grace" help:"how long a generation replaced by a rebuild is kept, and kept current, before its tables are dropped"`
+	// RebuildTakeover is how old the rebuilding member's heartbeat must be
+	// before another member resumes the rebuild.
+	RebuildTakeover time.Duration `mapstructure:"rebuild_takeover" help:"age of a rebuild's heartbeat after which another member resumes it"`
+	// GenerationRefresh is how often a member re-reads the view's
+	// generations (projection_generations); GenerationMaxStale how long it
+	// goes on with the last ones read while the read fails before it stops
+	// applying records. A rebuild's scan starts GenerationMaxStale +
+	// GenerationRefresh after the new generation is created, when every
+	// member writes it.
+	GenerationRefresh  time.Duration `mapstructure:"generation_refresh" help:"how often a projector re-reads its view's generations"`
+	GenerationMaxStale time.Duration `mapstructure:"generation_max_stale" help:"how long a projector applies records with generations it could not re-read before it stops (retries)"`
 	// Topics names the topics (key topic_prefix, the relay's prefix): the
 	// prefix is defined once, in the record contract.
 	record.Topics `mapstructure:",squash"`
 	// Retry is how the projector serves the dlq-service's retry requests
 	// (retry.go).
 	Retry deadletter.RetryConfig `mapstructure:"retry"`
+	// Audit is the self-healing auditor (audit.go).
+	Audit AuditConfig `mapstructure:"audit"`
 }
 
 // DefaultConfig suits the local stack.
@@ -59,7 +81,8 @@ func DefaultConfig() Config {
 	return Config{
 		Topics: record.DefaultTopics(), ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, RebuildRanges: 64, RebuildParallelism: 16,
-		Retry: deadletter.DefaultRetryConfig(),
+		RebuildRate: 500, RebuildGrace: 10 * time.Minute, RebuildTakeover: 30 * time.Second, GenerationRefresh: time.Second, GenerationMaxStale: 5 * time.Second,
+		Retry: deadletter.DefaultRetryConfig(), Audit: DefaultAuditConfig(),
 	}
 }
 
@@ -79,7 +102,12 @@ func (c Config) Validate() error {
 	check(c.ParkedEvery > 0, "parked_every", "must be positive, got %s", c.ParkedEvery)
 	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
 	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
-	return errors.Join(append(errs, c.Topics.Validate(), config.Nest("retry", c.Retry.Validate()))...)
+	check(c.GenerationRefresh > 0, "generation_refresh", "must be positive, got %s", c.GenerationRefresh)
+	check(c.GenerationMaxStale >= c.GenerationRefresh, "generation_max_stale", "must be at least generation_refresh, got %s", c.GenerationMaxStale)
+	check(c.RebuildRate >= 0, "rebuild_rate", "must not be negative, got %g", c.RebuildRate)
+	check(c.RebuildGrace >= 0, "rebuild_grace", "must not be negative, got %s", c.RebuildGrace)
+	check(c.RebuildTakeover >= 3*c.GenerationRefresh, "rebuild_takeover", "must be at least 3 × generation_refresh, got %s", c.RebuildTakeover)
+	return errors.Join(append(errs, c.Topics.Validate(), config.Nest("retry", c.Retry.Validate()), config.Nest("audit", c.Audit.Validate()))...)
 }
 
 // Projector applies one view's events.
@@ -97,22 +125,35 @@ type Projector[S any] struct {
 	m           *projectorMetrics
 	component   string
 
-	parking    *redrive.Parking // dead letters, the parked set, the redrive worker (retry.go)
-	dlq        redrive.DeadLetters
-	rebuilding atomic.Bool
-	unknown    atomic.Int64
-	rebuildReq chan struct{}
+	parking *redrive.Parking // dead letters, the parked set, the redrive worker (retry.go)
+	dlq     redrive.DeadLetters
+	unknown atomic.Int64
+
+	// The view's generations (generations.go, rebuild.go): the tables
+	// each record is written to, re-read every GenerationRefresh.
+	gens     GenerationStore
+	member   string // this member, as a rebuild's owner
+	genMu    sync.Mutex
+	genState atomic.Pointer[genState[S]]
+	// rebuilding is true while this member runs a rebuild's scan,
+	// switching around the switch of generations.
+	rebuilding, switching atomic.Bool
+	rebuild               rebuildRun // the scan this member runs (rebuild.go)
+	rebuildWake           chan struct{}
 
 	onApplied func(id gocql.UUID, seq int64)
 
 	redrives redriveState // the dlq-service's retry requests (retry.go)
 
-	// cache holds the checkpoints this member wrote, so that the next
-	// event of an aggregate needs no read. Only the member that owns a
-	// partition writes its aggregates; the cache is emptied whenever the
-	// partitions are handed out again and when a rebuild starts.
+	// cache holds the checkpoints this member wrote, per generation, so
+	// that the next event of an aggregate needs no read. Only the member
+	// that owns a partition writes its aggregates (and a rebuild's scan,
+	// in a generation being built: a checkpoint cached here is then at
+	// most behind the stored one, and a write from it loses to the newer
+	// one by its timestamp); the cache is emptied whenever the partitions
+	// are handed out again.
 	cacheMu sync.Mutex
-	cache   map[gocql.UUID]checkpoint[S]
+	cache   map[cacheKey]checkpoint[S]
 
 	claimsMu       sync.Mutex
 	claims         map[int32]*claimState // partitions this member consumes
@@ -131,6 +172,9 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store EventSto
 	if cfg.Group == "" {
 		cfg.Group = "projector-" + view.Name
 	}
+	if (view.At == nil) != (view.Schema == nil) {
+		return nil, errors.New("projector: a view has both At and Schema (generations) or neither")
+	}
 	m, err := newMetrics(view.Name, reg)
 	if err != nil {
 		return nil, err
@@ -142,7 +186,16 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store EventSto
 	p := &Projector[S]{
 		cfg: cfg, view: view, session: session, store: store, upcasters: eventcodec.NewUpcasters(),
 		logger: logger.With().Str("projection", view.Name).Logger(), tracer: o.tracer, m: m, component: Component(view.Name),
-		rebuildReq: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[gocql.UUID]checkpoint[S]{},
+		rebuildWake: make(chan struct{}, 1), claims: map[int32]*claimState{}, cache: map[cacheKey]checkpoint[S]{},
+		member: memberName(),
+	}
+	p.gens = o.generations
+	if p.gens == nil {
+		if session == nil {
+			p.gens = NewMemoryGenerations()
+		} else {
+			p.gens = NewGenerationStore(session)
+		}
 	}
 	p.checkpoints = o.checkpoints
 	if p.checkpoints == nil {
@@ -155,7 +208,7 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store EventSto
 	if p.parking, err = redrive.New(p.component, p.dlq, cfg.Retry, p.redrive, p.logger, reg, redrive.Options{
 		Metrics:     redrive.Metrics{Parked: m.parked, DeadLettered: m.deadLettered},
 		ReloadEvery: cfg.ParkedEvery,
-		Paused:      p.rebuilding.Load,
+		Paused:      p.switching.Load,
 		Unparked:    p.unparkedElsewhere,
 		EachRound:   p.catchUpUnparked,
 	}); err != nil {
@@ -193,27 +246,48 @@ type checkpoint[S any] struct {
 	existed bool
 }
 
+// cacheKey is an aggregate's checkpoint in one generation.
+type cacheKey struct {
+	gen int
+	id  gocql.UUID
+}
+
 // cacheSize bounds the checkpoint cache; when full it starts over.
 const cacheSize = 100_000
 
+// cached returns the cached checkpoint of id in the active generation.
 func (p *Projector[S]) cached(id gocql.UUID) (checkpoint[S], bool) {
+	return p.cachedOn(p.primary().gen, id)
+}
+
+func (p *Projector[S]) cachedOn(gen int, id gocql.UUID) (checkpoint[S], bool) {
 	p.cacheMu.Lock()
 	defer p.cacheMu.Unlock()
-	cp, ok := p.cache[id]
+	cp, ok := p.cache[cacheKey{gen, id}]
 	return cp, ok
 }
 
+// remember caches cp as id's checkpoint in the active generation; with ok
+// false it forgets id's checkpoints in every generation.
 func (p *Projector[S]) remember(id gocql.UUID, cp checkpoint[S], ok bool) {
+	p.rememberOn(p.primary().gen, id, cp, ok)
+}
+
+func (p *Projector[S]) rememberOn(gen int, id gocql.UUID, cp checkpoint[S], ok bool) {
 	p.cacheMu.Lock()
 	defer p.cacheMu.Unlock()
 	if !ok {
-		delete(p.cache, id)
+		for k := range p.cache {
+			if k.id == id {
+				delete(p.cache, k)
+			}
+		}
 		return
 	}
 	if len(p.cache) >= cacheSize {
 		clear(p.cache)
 	}
-	p.cache[id] = cp
+	p.cache[cacheKey{gen, id}] = cp
 }
 
 func (p *Projector[S]) forget() {
@@ -222,12 +296,21 @@ func (p *Projector[S]) forget() {
 	clear(p.cache)
 }
 
+// loadCheckpoint reads id's checkpoint in the active generation.
 func (p *Projector[S]) loadCheckpoint(ctx context.Context, id gocql.UUID) (checkpoint[S], error) {
-	if cp, ok := p.cached(id); ok {
+	st, err := p.generationsNow(ctx)
+	if err != nil {
+		return checkpoint[S]{}, err
+	}
+	return p.loadCheckpointOn(ctx, st.primary, id)
+}
+
+func (p *Projector[S]) loadCheckpointOn(ctx context.Context, t target[S], id gocql.UUID) (checkpoint[S], error) {
+	if cp, ok := p.cachedOn(t.gen, id); ok {
 		return cp, nil
 	}
 	var cp checkpoint[S]
-	seq, state, found, err := p.checkpoints.Load(ctx, p.view.Name, id)
+	seq, state, found, err := p.checkpoints.Load(ctx, t.name, id)
 	if err != nil || !found {
 		return cp, err
 	}
@@ -241,12 +324,15 @@ func (p *Projector[S]) loadCheckpoint(ctx context.Context, id gocql.UUID) (check
 	return cp, nil
 }
 
-// Handle applies one record: skipped when at or below the aggregate's
-// checkpoint (a redelivery), applied when next, and when ahead, the
-// missing events are read from event_store and applied first. An event the
-// view cannot fold is dead-lettered and parks the aggregate for this
-// projector. The returned error is transient (the database); the caller
-// retries.
+// Handle applies one record to every generation of the view being
+// written (the active one, and a rebuild's new one or a replaced one kept
+// a while; newest first, so that a newer generation is never behind an
+// older one): in each, skipped when at or below the aggregate's checkpoint
+// (a redelivery), applied when next, and when ahead, the missing events
+// are read from event_store and applied first. An event the view cannot
+// fold is dead-lettered and parks the aggregate for this projector (by the
+// active generation; the others stop before it). The returned error is
+// transient (the database); the caller retries.
 func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 	defer p.lockAggregate(rec.AggregateID)() // a re-drive of the aggregate (retry.go) waits, or makes this wait
 	if p.isParked(ctx, rec.AggregateID) {
@@ -254,22 +340,42 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 		p.noteSkipped(rec.AggregateID)
 		return nil
 	}
-	cp, err := p.loadCheckpoint(ctx, rec.AggregateID)
+	st, err := p.generationsNow(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range st.targets {
+		if err := p.handleOn(ctx, t, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handleOn applies rec to one generation.
+func (p *Projector[S]) handleOn(ctx context.Context, t target[S], rec Record) error {
+	cp, err := p.loadCheckpointOn(ctx, t, rec.AggregateID)
 	if errors.Is(err, errPermanent) {
+		if !t.primary {
+			p.logger.Warn().Err(err).Int("generation", t.gen).Str(logging.FieldAggregateID, rec.AggregateID.String()).Msg("checkpoint of a generation being rebuilt or retired unreadable; left")
+			return nil
+		}
 		return p.park(ctx, eventstore.Event{AggregateID: rec.AggregateID, AggregateType: p.view.AggregateType, Sequence: rec.Sequence}, err)
 	}
 	if err != nil {
 		return err
 	}
 	if rec.Sequence <= cp.seq {
-		p.m.skipped.WithLabelValues("applied").Inc()
+		if t.primary {
+			p.m.skipped.WithLabelValues("applied").Inc()
+		}
 		return nil
 	}
 	if !cp.existed {
 		// The aggregate's first record here: it must be an aggregate of
 		// this event_store (a record of another keyspace's relay on a
 		// shared topic, or one ahead of the store, can never be applied).
-		known, err := p.known(ctx, rec)
+		known, err := p.known(ctx, rec, t.primary)
 		if err != nil || !known {
 			return err
 		}
@@ -280,13 +386,13 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 	} else {
 		// A gap (records lost, skipped or not yet seen), or an envelope
 		// that could not be read: event_store has every event.
-		if rec.Sequence > cp.seq+1 {
+		if rec.Sequence > cp.seq+1 && t.primary {
 			p.m.gapFills.Inc()
 			p.m.gapEvents.Add(float64(rec.Sequence - cp.seq - 1))
 		}
 		fctx, span := p.tracer.Start(ctx, "projector fill gap", trace.WithAttributes(
 			record.AttrAggregateID.String(rec.AggregateID.String()), attribute.Int64("orderstream.gap.after", cp.seq), attribute.Int64("orderstream.gap.through", rec.Sequence),
-			attribute.Bool("orderstream.gap.unreadable_envelope", rec.Err != nil)))
+			attribute.Bool("orderstream.gap.unreadable_envelope", rec.Err != nil), attribute.Int("orderstream.generation", t.gen)))
 		err := p.store.Events(fctx, rec.AggregateID, cp.seq, rec.Sequence, func(e eventstore.Event) error {
 			events = append(events, e)
 			return nil
@@ -296,13 +402,13 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 			return err
 		}
 		if int64(len(events)) != rec.Sequence-cp.seq {
-			if known, err := p.known(ctx, rec); err != nil || !known {
+			if known, err := p.known(ctx, rec, t.primary); err != nil || !known {
 				return err
 			}
 			return fmt.Errorf("event_store has %d of the events %d..%d of %s", len(events), cp.seq+1, rec.Sequence, rec.AggregateID)
 		}
 	}
-	return p.apply(ctx, rec.AggregateID, cp, events, false)
+	return p.applyOn(ctx, t, rec.AggregateID, cp, events, !t.primary)
 }
 
 // known reports whether event_store has the record's aggregate, of the
@@ -310,13 +416,16 @@ func (p *Projector[S]) Handle(ctx context.Context, rec Record) error {
 // is skipped: it is counted (records_skipped_total{reason="unknown"}) and
 // logged, not dead-lettered, since there is no event of this store to
 // retry.
-func (p *Projector[S]) known(ctx context.Context, rec Record) (bool, error) {
+func (p *Projector[S]) known(ctx context.Context, rec Record, count bool) (bool, error) {
 	version, typ, err := p.store.Version(ctx, rec.AggregateID)
 	if err != nil {
 		return false, err
 	}
 	if version >= rec.Sequence && typ == p.view.AggregateType {
 		return true, nil
+	}
+	if !count {
+		return false, nil
 	}
 	p.m.skipped.WithLabelValues("unknown").Inc()
 	if n := p.unknown.Add(1); n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th …
@@ -327,10 +436,72 @@ func (p *Projector[S]) known(ctx context.Context, rec Record) (bool, error) {
 	return false, nil
 }
 
-// apply folds events (consecutive, following cp) and writes the rows and
-// the checkpoint in one batch. A poison event: what precedes it is written,
-// then it is dead-lettered and the aggregate parked (unless it already is).
+// apply folds events (consecutive, following cp, the aggregate's
+// checkpoint in the active generation) and writes the rows and the
+// checkpoint in one batch. The other generations being written are
+// brought to the same sequence first (catchUpOn). A poison event: what
+// precedes it is written, then it is dead-lettered and the aggregate
+// parked (unless it already is).
 func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S], events []eventstore.Event, parked bool) error {
+	st, err := p.generationsNow(ctx)
+	if err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return p.applyOn(ctx, st.primary, id, cp, events, parked)
+	}
+	for _, t := range st.targets {
+		var err error
+		if t.primary {
+			err = p.applyOn(ctx, t, id, cp, events, parked)
+		} else {
+			err = p.catchUpOn(ctx, t, id, events)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// catchUpOn brings the aggregate in generation t through the last of
+// events (read from event_store what precedes them there). A poison event
+// stops it there, without a dead letter: the active generation's apply
+// dead-letters it.
+func (p *Projector[S]) catchUpOn(ctx context.Context, t target[S], id gocql.UUID, events []eventstore.Event) error {
+	last := events[len(events)-1].Sequence
+	cp, err := p.loadCheckpointOn(ctx, t, id)
+	if errors.Is(err, errPermanent) {
+		return nil
+	}
+	if err != nil || cp.seq >= last {
+		return err
+	}
+	var todo []eventstore.Event
+	if cp.seq+1 >= events[0].Sequence {
+		for _, e := range events {
+			if e.Sequence > cp.seq {
+				todo = append(todo, e)
+			}
+		}
+	} else {
+		if err := p.store.Events(ctx, id, cp.seq, last, func(e eventstore.Event) error {
+			todo = append(todo, e)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if int64(len(todo)) != last-cp.seq {
+			return fmt.Errorf("event_store has %d of the events %d..%d of %s", len(todo), cp.seq+1, last, id)
+		}
+	}
+	return p.applyOn(ctx, t, id, cp, todo, true)
+}
+
+// applyOn folds events (consecutive, following cp) and writes generation
+// t's rows and checkpoint in one batch. Counters, the cache and OnApplied
+// follow the active generation only.
+func (p *Projector[S]) applyOn(ctx context.Context, t target[S], id gocql.UUID, cp checkpoint[S], events []eventstore.Event, parked bool) error {
 	start := time.Now()
 	state, seq := cp.state, cp.seq
 	var poison error
@@ -347,11 +518,14 @@ func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S
 		seq = e.Sequence
 	}
 	if seq > cp.seq {
-		if err := p.write(ctx, id, cp, state, seq); err != nil {
+		if err := p.writeOn(ctx, t, id, cp, state, seq); err != nil {
 			p.remember(id, cp, false) // the batch may or may not have landed
 			return err
 		}
-		p.remember(id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
+		p.rememberOn(t.gen, id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
+		if !t.primary {
+			return nil
+		}
 		p.m.applied.Add(float64(seq - cp.seq))
 		metrics.Observe(ctx, p.m.applyDur, time.Since(start).Seconds())
 		if p.logger.GetLevel() <= zerolog.DebugLevel {
@@ -373,19 +547,36 @@ func (p *Projector[S]) apply(ctx context.Context, id gocql.UUID, cp checkpoint[S
 	return nil
 }
 
+// write writes the aggregate's rows and checkpoint in the active
+// generation.
 func (p *Projector[S]) write(ctx context.Context, id gocql.UUID, cp checkpoint[S], state S, seq int64) error {
+	st, err := p.generationsNow(ctx)
+	if err != nil {
+		return err
+	}
+	return p.writeOn(ctx, st.primary, id, cp, state, seq)
+}
+
+// writeOn writes the aggregate's rows and checkpoint in generation t. A
+// generation being built is written at the timestamp writeTimestamp
+// gives, so that writes of it by a rebuild's scan and by the consumers,
+// in whatever order they land, leave the newest state.
+func (p *Projector[S]) writeOn(ctx context.Context, t target[S], id gocql.UUID, cp checkpoint[S], state S, seq int64) error {
 	encoded, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("%w: encoding the state of %s: %v", errPermanent, id, err)
 	}
-	err = p.checkpoints.Commit(ctx, p.view.Name, id, seq, string(encoded), func(b *gocql.Batch) error {
-		return p.view.Write(b, id, cp.state, cp.existed, state, seq)
+	err = p.checkpoints.Commit(ctx, t.name, id, seq, string(encoded), func(b *gocql.Batch) error {
+		if t.writeBase != 0 {
+			b.WithTimestamp(writeTimestamp(t.writeBase, seq))
+		}
+		return t.view.Write(b, id, cp.state, cp.existed, state, seq)
 	})
 	if rowsErr, ok := errors.AsType[*RowsError](err); ok {
 		return fmt.Errorf("%w: rows of %s: %v", errPermanent, id, rowsErr.Err)
 	}
 	if err != nil {
-		return fmt.Errorf("writing %s of %s at %d: %w", p.view.Name, id, seq, err)
+		return fmt.Errorf("writing %s (generation %d) of %s at %d: %w", p.view.Name, t.gen, id, seq, err)
 	}
 	return nil
 }
@@ -454,6 +645,8 @@ type projectorMetrics struct {
 	parked                                                      prometheus.Gauge
 	rebuildAggregates, rebuildEvents                            prometheus.Gauge
 	rebuilding                                                  prometheus.Gauge
+	rebuildRangesDone, rebuildRangesTotal                       prometheus.Gauge
+	generationActive, generationBuilding                        prometheus.Gauge
 }
 
 func newMetrics(name string, reg prometheus.Registerer) (*projectorMetrics, error) {
@@ -477,13 +670,17 @@ func newMetrics(name string, reg prometheus.Registerer) (*projectorMetrics, erro
 			Help: "Duration of applying one record's events (fold and batch write).", ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "projector", Name: "consumer_lag",
 			Help: "Records between the last applied one and the end of the partition.", ConstLabels: labels}, []string{"partition"}),
-		parked:            gauge("parked_aggregates", "Aggregates parked for this projector behind a dead-lettered event."),
-		rebuildAggregates: gauge("rebuild_aggregates", "Aggregates replayed by the running or last rebuild."),
-		rebuildEvents:     gauge("rebuild_events", "Events replayed by the running or last rebuild."),
-		rebuilding:        gauge("rebuilding", "1 while a rebuild runs."),
+		parked:             gauge("parked_aggregates", "Aggregates parked for this projector behind a dead-lettered event."),
+		rebuildAggregates:  gauge("rebuild_aggregates", "Aggregates replayed by the running or last rebuild."),
+		rebuildEvents:      gauge("rebuild_events", "Events replayed by the running or last rebuild."),
+		rebuilding:         gauge("rebuilding", "1 while this member runs a rebuild's scan."),
+		rebuildRangesDone:  gauge("rebuild_ranges_done", "Token ranges of event_store the running or last rebuild's scan has finished."),
+		rebuildRangesTotal: gauge("rebuild_ranges_total", "Token ranges of event_store the running or last rebuild's scan has."),
+		generationActive:   gauge("generation_active", "The generation of the view's tables readers use."),
+		generationBuilding: gauge("generation_building", "The generation a rebuild is writing, 0 when none."),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.applied, m.gapFills, m.gapEvents, m.deadLettered, m.errors, m.retries, m.skipped, m.applyDur, m.lag, m.parked, m.rebuildAggregates, m.rebuildEvents, m.rebuilding} {
+		for _, c := range []prometheus.Collector{m.applied, m.gapFills, m.gapEvents, m.deadLettered, m.errors, m.retries, m.skipped, m.applyDur, m.lag, m.parked, m.rebuildAggregates, m.rebuildEvents, m.rebuilding, m.rebuildRangesDone, m.rebuildRangesTotal, m.generationActive, m.generationBuilding} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("projector: registering metrics: %w", err)
 			}

@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,11 @@ func newProjector[S any](t *testing.T, h *harness, view projector.View[S], reg p
 	cfg.Group = stacktest.UniqueName("projector-it-")
 	cfg.TopicPrefix = h.prefix
 	cfg.ParkedEvery = 100 * time.Millisecond
-	p, err := projector.New(cfg, view, h.session, h.store, zerolog.Nop(), reg)
+	logger := zerolog.Nop()
+	if os.Getenv("PROJECTOR_IT_LOG") != "" { // warnings and errors on stderr, to debug a failure
+		logger = zerolog.New(os.Stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	}
+	p, err := projector.New(cfg, view, h.session, h.store, logger, reg)
 	require.NoError(t, err)
 	return p
 }
@@ -304,8 +309,8 @@ func TestGapFillRepairsDroppedRecords(t *testing.T) {
 	require.Positive(t, testutil.ToFloat64(ps.orderRM.Metrics().GapFills))
 }
 
-// A rebuild of every read model into empty tables while commands keep
-// arriving ends exact, and consumption resumes without a gap or a double
+// A rebuild of every read model into a new generation while commands
+// keep arriving ends exact once switched to, without a gap or a double
 // apply.
 func TestRebuildWhileCommandsArrive(t *testing.T) {
 	t.Parallel() // a private keyspace, topics and groups of its own
@@ -324,6 +329,10 @@ func TestRebuildWhileCommandsArrive(t *testing.T) {
 	require.True(t, ps.byStatus.RequestRebuild())
 	require.True(t, ps.customerRM.RequestRebuild())
 	wg.Wait()
+	require.Eventually(t, func() bool {
+		return ps.orderRM.ActiveGeneration() == 2 && ps.byCustomer.ActiveGeneration() == 2 &&
+			ps.byStatus.ActiveGeneration() == 2 && ps.customerRM.ActiveGeneration() == 2
+	}, 2*time.Minute, 100*time.Millisecond, "every rebuild switched to its new generation")
 	h.requireExact(ctx, t, 2*time.Minute)
 
 	for _, name := range []string{"order-read-model", "orders-by-customer", "orders-by-status", "customer-read-model"} {

@@ -16,7 +16,7 @@ import (
 type ServiceConfig struct {
 	service.StreamConfig `mapstructure:",squash"`
 	Projector            Config `mapstructure:"projector"`
-	Rebuild              bool   `mapstructure:"rebuild" help:"rebuild the read model from event_store before consuming (also: POST /rebuild on the admin server)"`
+	Rebuild              bool   `mapstructure:"rebuild" help:"start a rebuild of the read model into a new generation at start, unless one runs (also: POST /rebuild on the admin server)"`
 }
 
 // DefaultServiceConfig has the admin server on adminAddr.
@@ -31,10 +31,12 @@ func (c *ServiceConfig) Validate() error {
 
 // Wire returns the service.Wire of a projector service for view: it
 // connects to the database and the broker, adds the "lag" readiness check
-// and POST /rebuild to the admin server, and runs the projector's two
-// workers, the consumer ("projector") and the redrive worker ("redrive"),
-// supervised each on its own. The consumer group is built on the Kafka
-// client whose connections the "kafka" readiness check pings.
+// and GET, POST and DELETE /rebuild to the admin server (the last two
+// need the admin token), and runs the projector's workers, the consumer
+// ("projector"), the redrive worker ("redrive"), the rebuild worker
+// ("rebuild") and the auditor ("audit"), supervised each on its own. The
+// consumer group is built on the Kafka client whose connections the
+// "kafka" readiness check pings.
 func Wire[S any](view View[S]) service.Wire[*ServiceConfig] {
 	return func(ctx context.Context, cfg *ServiceConfig, d *service.Deps) ([]supervise.Worker, error) {
 		session, err := d.ConnectCQL(ctx, cfg.CQL)
@@ -57,7 +59,16 @@ func Wire[S any](view View[S]) service.Wire[*ServiceConfig] {
 			p.RequestRebuild()
 		}
 		d.Admin.AddCheck("lag", p.Ready)
+		// GET shows the progress; the others change something and
+		// require the admin token (admin.token).
+		d.Admin.Handle(http.MethodGet, "/rebuild", p.StatusHandler)
 		d.Admin.Handle(http.MethodPost, "/rebuild", p.RebuildHandler)
-		return p.Workers(client), nil
+		d.Admin.Handle(http.MethodDelete, "/rebuild", p.CancelHandler)
+		d.Admin.Handle(http.MethodPost, "/rebuild/cancel", p.CancelHandler)
+		audit, err := p.auditWorkers(session, d.Registry) // the auditor ("audit"), unless projector.audit.enabled is false
+		if err != nil {
+			return nil, err
+		}
+		return append(p.Workers(client), audit...), nil
 	}
 }

@@ -31,6 +31,7 @@ type projectorOptions struct {
 	tracer      trace.Tracer
 	deadLetters redrive.DeadLetters
 	checkpoints Checkpoints
+	generations GenerationStore
 }
 
 // WithCheckpoints makes the projector keep its checkpoints, and write its

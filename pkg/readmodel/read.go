@@ -9,17 +9,38 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/projector"
 )
+
+// Generation is one generation of the read models' tables (a rebuild
+// writes a new one beside the live one; projector.TableName): its methods
+// read that generation's tables. Each view has its own active generation
+// (projector.ReadGenerations); query-service reads each view's. The
+// package-level readers read generation 1, the tables of
+// schema/v0001_initial (tests and tools of a keyspace never rebuilt).
+type Generation int
+
+// Table is the generation's name of the read-model table base.
+func (g Generation) Table(base string) string { return projector.TableName(base, int(g)) }
 
 // The readers use the session's consistency; the caller's context bounds
 // them.
-const (
-	selectOrder            = `SELECT ` + OrderColumns + ` FROM ` + OrderReadModelTable + ` WHERE order_id = ?`
-	selectOrdersOfCustomer = `SELECT ` + CustomerOrderColumns + ` FROM ` + OrdersByCustomerTable + ` WHERE customer_id = ?`
-	selectOrdersWithStatus = `SELECT ` + StatusOrderColumns + ` FROM ` + OrdersByStatusTable + ` WHERE status = ?`
-	selectCustomer         = `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM ` +
-		CustomerReadModelTable + ` WHERE customer_id = ?`
-)
+func (g Generation) selectOrder() string {
+	return `SELECT ` + OrderColumns + ` FROM ` + g.Table(OrderReadModelTable) + ` WHERE order_id = ?`
+}
+
+func (g Generation) selectOrdersOfCustomer() string {
+	return `SELECT ` + CustomerOrderColumns + ` FROM ` + g.Table(OrdersByCustomerTable) + ` WHERE customer_id = ?`
+}
+
+func (g Generation) selectOrdersWithStatus() string {
+	return `SELECT ` + StatusOrderColumns + ` FROM ` + g.Table(OrdersByStatusTable) + ` WHERE status = ?`
+}
+
+func (g Generation) selectCustomer() string {
+	return `SELECT customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at FROM ` +
+		g.Table(CustomerReadModelTable) + ` WHERE customer_id = ?`
+}
 
 // The columns of each order table, in the order of the scan destinations
 // OrderRowDest, CustomerOrderRowDest and StatusOrderRowDest.
@@ -30,11 +51,17 @@ const (
 	StatusOrderColumns   = `status, created_at, order_id, customer_id, version, item_count, totals, updated_at`
 )
 
+// ReadOrder returns the order_read_model row of the order (generation 1),
+// or false when there is none.
+func ReadOrder(ctx context.Context, session *gocql.Session, id gocql.UUID) (OrderRow, bool, error) {
+	return Generation(1).ReadOrder(ctx, session, id)
+}
+
 // ReadOrder returns the order_read_model row of the order, or false when
 // there is none.
-func ReadOrder(ctx context.Context, session *gocql.Session, id gocql.UUID) (OrderRow, bool, error) {
+func (g Generation) ReadOrder(ctx context.Context, session *gocql.Session, id gocql.UUID) (OrderRow, bool, error) {
 	var r OrderRow
-	err := session.Query(selectOrder, id).WithContext(ctx).Idempotent(true).Scan(OrderRowDest(&r)...)
+	err := session.Query(g.selectOrder(), id).WithContext(ctx).Idempotent(true).Scan(OrderRowDest(&r)...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return OrderRow{}, false, nil
 	}
@@ -45,11 +72,17 @@ func ReadOrder(ctx context.Context, session *gocql.Session, id gocql.UUID) (Orde
 	return r, true, nil
 }
 
+// ReadCustomer returns the customer_read_model row of the customer
+// (generation 1), or false when there is none.
+func ReadCustomer(ctx context.Context, session *gocql.Session, id gocql.UUID) (CustomerRow, bool, error) {
+	return Generation(1).ReadCustomer(ctx, session, id)
+}
+
 // ReadCustomer returns the customer_read_model row of the customer, or
 // false when there is none.
-func ReadCustomer(ctx context.Context, session *gocql.Session, id gocql.UUID) (CustomerRow, bool, error) {
+func (g Generation) ReadCustomer(ctx context.Context, session *gocql.Session, id gocql.UUID) (CustomerRow, bool, error) {
 	var r CustomerRow
-	err := session.Query(selectCustomer, id).WithContext(ctx).Idempotent(true).Scan(customerRowDest(&r)...)
+	err := session.Query(g.selectCustomer(), id).WithContext(ctx).Idempotent(true).Scan(customerRowDest(&r)...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return CustomerRow{}, false, nil
 	}
@@ -60,9 +93,15 @@ func ReadCustomer(ctx context.Context, session *gocql.Session, id gocql.UUID) (C
 	return r, true, nil
 }
 
-// OrdersOfCustomer returns every order of the customer, newest first.
+// OrdersOfCustomer returns every order of the customer, newest first
+// (generation 1).
 func OrdersOfCustomer(ctx context.Context, session *gocql.Session, customerID gocql.UUID) ([]CustomerOrderRow, error) {
-	iter := session.Query(selectOrdersOfCustomer, customerID).WithContext(ctx).Idempotent(true).Iter()
+	return Generation(1).OrdersOfCustomer(ctx, session, customerID)
+}
+
+// OrdersOfCustomer returns every order of the customer, newest first.
+func (g Generation) OrdersOfCustomer(ctx context.Context, session *gocql.Session, customerID gocql.UUID) ([]CustomerOrderRow, error) {
+	iter := session.Query(g.selectOrdersOfCustomer(), customerID).WithContext(ctx).Idempotent(true).Iter()
 	rows, err := scanAll(iter, CustomerOrderRowDest, NormalizeCustomerOrder)
 	if err != nil {
 		return nil, fmt.Errorf("reading orders of customer %s: %w", customerID, err)
@@ -90,11 +129,17 @@ func (c Created) restrict(stmt string, args ...any) (string, []any) {
 	return stmt, args
 }
 
+// OrdersOfCustomerPage is Generation(1).OrdersOfCustomerPage.
+func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, c Created, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
+	return Generation(1).OrdersOfCustomerPage(ctx, session, customerID, c, size, token)
+}
+
 // OrdersOfCustomerPage returns at most size orders of the customer created
 // within c, newest first, starting where the page token (nil: at the
-// start) says, and the token of the next page (nil after the last).
-func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, c Created, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
-	stmt, args := c.restrict(selectOrdersOfCustomer, customerID)
+// start) says, and the token of the next page (nil after the last). A
+// page token is valid in the generation it came from only.
+func (g Generation) OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerID gocql.UUID, c Created, size int, token []byte) ([]CustomerOrderRow, []byte, error) {
+	stmt, args := c.restrict(g.selectOrdersOfCustomer(), customerID)
 	q := session.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 	rows, next, err := scanPage(q, size, token, CustomerOrderRowDest, NormalizeCustomerOrder)
 	if err != nil {
@@ -103,9 +148,15 @@ func OrdersOfCustomerPage(ctx context.Context, session *gocql.Session, customerI
 	return rows, next, nil
 }
 
-// OrdersWithStatus returns every order with the status, newest first.
+// OrdersWithStatus returns every order with the status, newest first
+// (generation 1).
 func OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.OrderStatus) ([]StatusOrderRow, error) {
-	iter := session.Query(selectOrdersWithStatus, status.String()).WithContext(ctx).Idempotent(true).Iter()
+	return Generation(1).OrdersWithStatus(ctx, session, status)
+}
+
+// OrdersWithStatus returns every order with the status, newest first.
+func (g Generation) OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.OrderStatus) ([]StatusOrderRow, error) {
+	iter := session.Query(g.selectOrdersWithStatus(), status.String()).WithContext(ctx).Idempotent(true).Iter()
 	rows, err := scanAll(iter, StatusOrderRowDest, NormalizeStatusOrder)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s orders: %w", status, err)
@@ -113,11 +164,17 @@ func OrdersWithStatus(ctx context.Context, session *gocql.Session, status value.
 	return rows, nil
 }
 
+// OrdersWithStatusPage is Generation(1).OrdersWithStatusPage.
+func OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, c Created, size int, token []byte) ([]StatusOrderRow, []byte, error) {
+	return Generation(1).OrdersWithStatusPage(ctx, session, status, c, size, token)
+}
+
 // OrdersWithStatusPage returns at most size orders with the status created
 // within c, newest first, starting where the page token (nil: at the
-// start) says, and the token of the next page (nil after the last).
-func OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, c Created, size int, token []byte) ([]StatusOrderRow, []byte, error) {
-	stmt, args := c.restrict(selectOrdersWithStatus, status.String())
+// start) says, and the token of the next page (nil after the last). A
+// page token is valid in the generation it came from only.
+func (g Generation) OrdersWithStatusPage(ctx context.Context, session *gocql.Session, status value.OrderStatus, c Created, size int, token []byte) ([]StatusOrderRow, []byte, error) {
+	stmt, args := c.restrict(g.selectOrdersWithStatus(), status.String())
 	q := session.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 	rows, next, err := scanPage(q, size, token, StatusOrderRowDest, NormalizeStatusOrder)
 	if err != nil {

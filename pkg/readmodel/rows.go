@@ -45,6 +45,9 @@ type OrderRow struct {
 	// Carrier and TrackingNumber are set, and ShippedAt, once the order is
 	// shipped; DeliveredAt once it is delivered, with the signature if one
 	// was taken. Empty strings and zero times are null columns.
+	// DeliverySignature is personal: sealed under the key of the order's
+	// customer as the event carries it (or clear, if written before
+	// encryption); query-service opens it.
 	Carrier           string
 	TrackingNumber    string
 	ShippedAt         time.Time
@@ -102,7 +105,11 @@ type AddressRow struct {
 	Country    string `cql:"country"`
 }
 
-// CustomerRow is a row of customer_read_model.
+// CustomerRow is a row of customer_read_model. Name, Email, Phone and the
+// addresses' fields are personal: sealed as the events carry them ("pd:…",
+// opened only by query-service) or clear if written before encryption;
+// once the customer is forgotten, Name, Email and Phone read
+// personal.Redacted and there are no addresses (CustomerRowOf).
 type CustomerRow struct {
 	CustomerID gocql.UUID
 	Name       string

@@ -11,20 +11,21 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
+	"github.com/orderstream/orderstream/pkg/personal"
 	"github.com/orderstream/orderstream/pkg/projector"
 )
 
 // OrderReadModel is the view of each order as one row of order_read_model.
 // A cancelled order keeps its row, marked is_deleted with deleted_at.
 func OrderReadModel() projector.View[Order] {
-	return orderView("order-read-model", OrderReadModelTable, writeOrderReadModel)
+	return orderView("order-read-model", OrderReadModelTable, orderReadModelSchema, writeOrderReadModel)
 }
 
 // OrdersByCustomer is the view of each customer's orders, newest first,
 // one row per order in orders_by_customer, kept current on every change
 // (a cancelled order stays, with status CANCELLED).
 func OrdersByCustomer() projector.View[Order] {
-	return orderView("orders-by-customer", OrdersByCustomerTable, writeOrdersByCustomer)
+	return orderView("orders-by-customer", OrdersByCustomerTable, ordersByCustomerSchema, writeOrdersByCustomer)
 }
 
 // OrdersByStatus is the view of orders by status, newest first. The status
@@ -32,52 +33,88 @@ func OrdersByCustomer() projector.View[Order] {
 // deletes it from the old status partition and inserts it into the new
 // one, and an order is always in exactly one partition.
 func OrdersByStatus() projector.View[Order] {
-	return orderView("orders-by-status", OrdersByStatusTable, writeOrdersByStatus)
+	return orderView("orders-by-status", OrdersByStatusTable, ordersByStatusSchema, writeOrdersByStatus)
 }
 
 // CustomerReadModel is the view of each customer as one row of
 // customer_read_model, addresses included.
-func CustomerReadModel() projector.View[Customer] {
+func CustomerReadModel() projector.View[Customer] { return customerViewAt(1) }
+
+// customerViewAt is the customer view writing generation gen's table
+// (projector.TableName).
+func customerViewAt(gen int) projector.View[Customer] {
+	table := projector.TableName(CustomerReadModelTable, gen)
 	return projector.View[Customer]{
 		Name:          "customer-read-model",
 		AggregateType: customer.AggregateType,
-		Tables:        []string{CustomerReadModelTable},
+		Tables:        []string{table},
 		Fold:          FoldCustomer,
-		Write:         writeCustomerReadModel,
+		Write:         writeCustomerReadModel(table),
+		At:            customerViewAt,
+		Schema: func(gen int) []string {
+			return []string{customerReadModelSchema(projector.TableName(CustomerReadModelTable, gen))}
+		},
+		Audit: CustomerReadModelAudit(),
 	}
 }
 
+// writeFunc is a View's Write.
+type writeFunc[S any] func(*gocql.Batch, gocql.UUID, S, bool, S, int64) error
+
 // orderView is a view of order events, folded by FoldOrder, that owns one
-// table.
-func orderView(name, table string, write func(*gocql.Batch, gocql.UUID, Order, bool, Order, int64) error) projector.View[Order] {
-	return projector.View[Order]{
-		Name:          name,
-		AggregateType: order.AggregateType,
-		Tables:        []string{table},
-		Fold:          FoldOrder,
-		Write:         write,
+// table: base in generation 1, projector.TableName(base, gen) in the
+// others, created by schema and written by write.
+func orderView(name, base string, schema func(table string) string, write func(table string) writeFunc[Order]) projector.View[Order] {
+	var at func(gen int) projector.View[Order]
+	at = func(gen int) projector.View[Order] {
+		table := projector.TableName(base, gen)
+		return projector.View[Order]{
+			Name:          name,
+			AggregateType: order.AggregateType,
+			Tables:        []string{table},
+			Fold:          FoldOrder,
+			Write:         write(table),
+			At:            at,
+			Schema:        func(gen int) []string { return []string{schema(projector.TableName(base, gen))} },
+			Audit:         orderAudit(base),
+		}
 	}
+	return at(1)
 }
 
 // The writes are full-row INSERTs (upserts): a row is rewritten as a whole,
 // so a replayed or repeated write converges on the same row, and a
-// non-frozen collection written by INSERT replaces the previous one.
-const (
-	insertOrder = `INSERT INTO ` + OrderReadModelTable +
+// non-frozen collection written by INSERT replaces the previous one. Each
+// statement is a function of the table, the generation's name of it.
+func insertOrder(table string) string {
+	return `INSERT INTO ` + table +
 		` (order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at,` +
 		` carrier, tracking_number, shipped_at, delivered_at, delivery_signature, cancel_reason, cancelled_by, item_count, totals)` +
 		` VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertOrderByCustomer = `INSERT INTO ` + OrdersByCustomerTable +
+}
+
+func insertOrderByCustomer(table string) string {
+	return `INSERT INTO ` + table +
 		` (customer_id, created_at, order_id, status, version, item_count, totals, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	deleteOrderByCustomer = `DELETE FROM ` + OrdersByCustomerTable +
-		` WHERE customer_id = ? AND created_at = ? AND order_id = ?`
-	insertOrderByStatus = `INSERT INTO ` + OrdersByStatusTable +
+}
+
+func deleteOrderByCustomer(table string) string {
+	return `DELETE FROM ` + table + ` WHERE customer_id = ? AND created_at = ? AND order_id = ?`
+}
+
+func insertOrderByStatus(table string) string {
+	return `INSERT INTO ` + table +
 		` (status, created_at, order_id, customer_id, version, item_count, totals, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	deleteOrderByStatus = `DELETE FROM ` + OrdersByStatusTable +
-		` WHERE status = ? AND created_at = ? AND order_id = ?`
-	insertCustomer = `INSERT INTO ` + CustomerReadModelTable +
+}
+
+func deleteOrderByStatus(table string) string {
+	return `DELETE FROM ` + table + ` WHERE status = ? AND created_at = ? AND order_id = ?`
+}
+
+func insertCustomer(table string) string {
+	return `INSERT INTO ` + table +
 		` (customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-)
+}
 
 // rowState is a state a view keeps: whether the aggregate exists, and its
 // version, the number of events folded into it, which is the sequence of
@@ -153,47 +190,59 @@ func sameKey(a, b []any) bool {
 	return true
 }
 
-var writeOrderReadModel = rowTable[Order, OrderRow]{
-	rowOf: OrderRowOf,
-	insert: func(b *gocql.Batch, r OrderRow) {
-		b.Query(insertOrder, r.OrderID, r.CustomerID, r.Items, r.Status, r.CreatedAt, r.UpdatedAt,
-			r.Version, r.IsDeleted, nullTime(r.DeletedAt),
-			nullString(r.Carrier), nullString(r.TrackingNumber), nullTime(r.ShippedAt), nullTime(r.DeliveredAt),
-			nullString(r.DeliverySignature), nullString(r.CancelReason), nullString(r.CancelledBy), r.ItemCount, nullTotals(r.Totals))
-	},
-}.write
+func writeOrderReadModel(table string) writeFunc[Order] {
+	insert := insertOrder(table)
+	return rowTable[Order, OrderRow]{
+		rowOf: OrderRowOf,
+		insert: func(b *gocql.Batch, r OrderRow) {
+			b.Query(insert, r.OrderID, r.CustomerID, r.Items, r.Status, r.CreatedAt, r.UpdatedAt,
+				r.Version, r.IsDeleted, nullTime(r.DeletedAt),
+				nullString(r.Carrier), nullString(r.TrackingNumber), nullTime(r.ShippedAt), nullTime(r.DeliveredAt),
+				nullString(r.DeliverySignature), nullString(r.CancelReason), nullString(r.CancelledBy), r.ItemCount, nullTotals(r.Totals))
+		},
+	}.write
+}
 
 // The key of orders_by_customer never changes for a well-formed history;
 // should it, the row moves rather than being duplicated.
-var writeOrdersByCustomer = rowTable[Order, CustomerOrderRow]{
-	rowOf: customerOrderRowOf,
-	insert: func(b *gocql.Batch, r CustomerOrderRow) {
-		b.Query(insertOrderByCustomer, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
-	},
-	key: func(r CustomerOrderRow) []any { return []any{r.CustomerID, r.CreatedAt, r.OrderID} },
-	del: deleteOrderByCustomer,
-}.write
+func writeOrdersByCustomer(table string) writeFunc[Order] {
+	insert := insertOrderByCustomer(table)
+	return rowTable[Order, CustomerOrderRow]{
+		rowOf: customerOrderRowOf,
+		insert: func(b *gocql.Batch, r CustomerOrderRow) {
+			b.Query(insert, r.CustomerID, r.CreatedAt, r.OrderID, r.Status, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
+		},
+		key: func(r CustomerOrderRow) []any { return []any{r.CustomerID, r.CreatedAt, r.OrderID} },
+		del: deleteOrderByCustomer(table),
+	}.write
+}
 
 // Deleting and inserting the same key of orders_by_status in one batch
 // would leave the row deleted (both writes carry the batch's timestamp and
 // a tombstone wins a tie), so the old row is deleted only when its key
 // differs.
-var writeOrdersByStatus = rowTable[Order, StatusOrderRow]{
-	rowOf: statusOrderRowOf,
-	insert: func(b *gocql.Batch, r StatusOrderRow) {
-		b.Query(insertOrderByStatus, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
-	},
-	key: func(r StatusOrderRow) []any { return []any{r.Status, r.CreatedAt, r.OrderID} },
-	del: deleteOrderByStatus,
-}.write
+func writeOrdersByStatus(table string) writeFunc[Order] {
+	insert := insertOrderByStatus(table)
+	return rowTable[Order, StatusOrderRow]{
+		rowOf: statusOrderRowOf,
+		insert: func(b *gocql.Batch, r StatusOrderRow) {
+			b.Query(insert, r.Status, r.CreatedAt, r.OrderID, r.CustomerID, r.Version, r.ItemCount, nullTotals(r.Totals), r.UpdatedAt)
+		},
+		key: func(r StatusOrderRow) []any { return []any{r.Status, r.CreatedAt, r.OrderID} },
+		del: deleteOrderByStatus(table),
+	}.write
+}
 
-var writeCustomerReadModel = rowTable[Customer, CustomerRow]{
-	rowOf: CustomerRowOf,
-	insert: func(b *gocql.Batch, r CustomerRow) {
-		b.Query(insertCustomer, r.CustomerID, r.Name, r.Email, nullString(r.Phone), r.Addresses,
-			r.Tier, r.Status, r.Version, r.CreatedAt, r.UpdatedAt)
-	},
-}.write
+func writeCustomerReadModel(table string) writeFunc[Customer] {
+	insert := insertCustomer(table)
+	return rowTable[Customer, CustomerRow]{
+		rowOf: CustomerRowOf,
+		insert: func(b *gocql.Batch, r CustomerRow) {
+			b.Query(insert, r.CustomerID, r.Name, r.Email, nullString(r.Phone), r.Addresses,
+				r.Tier, r.Status, r.Version, r.CreatedAt, r.UpdatedAt)
+		},
+	}.write
+}
 
 // OrderRowOf is the order_read_model row of order id in state s at version:
 // what the projector writes, and what a read of a past version answers.
@@ -349,7 +398,12 @@ func customerOf(id gocql.UUID, s Order) (gocql.UUID, error) {
 }
 
 // CustomerRowOf is the customer_read_model row of customer id in state s
-// at version.
+// at version. Its personal columns (name, email, phone, the addresses'
+// fields) hold what the events hold: sealed text ("pd:…", the view holds no
+// key; query-service opens it) or clear text written before encryption.
+// A forgotten customer's state has none left (customer.Apply clears them):
+// the row's name, email and phone read personal.Redacted and it has no
+// addresses.
 func CustomerRowOf(id gocql.UUID, s Customer, version int64) (CustomerRow, error) {
 	var addresses map[gocql.UUID]AddressRow
 	for _, a := range s.State.Addresses {
@@ -366,11 +420,15 @@ func CustomerRowOf(id gocql.UUID, s Customer, version int64) (CustomerRow, error
 			Region: f.Region, PostalCode: f.PostalCode, Country: f.Country,
 		}
 	}
+	name, email, phone := s.State.Name, s.State.Email.String(), s.State.Phone.String()
+	if s.State.Forgotten {
+		name, email, phone = personal.Redacted, personal.Redacted, personal.Redacted
+	}
 	return CustomerRow{
 		CustomerID: id,
-		Name:       s.State.Name,
-		Email:      s.State.Email.String(),
-		Phone:      s.State.Phone.String(),
+		Name:       name,
+		Email:      email,
+		Phone:      phone,
 		Addresses:  addresses,
 		Tier:       s.State.Tier.String(),
 		Status:     s.State.Status.String(),

@@ -1,6 +1,7 @@
 package readmodel_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gocql/gocql"
@@ -237,4 +238,50 @@ func TestCustomerReadModelWrite(t *testing.T) {
 		{"suspended", 1, []gocql.BatchEntry{row("+491701234567", nil, "GOLD", "SUSPENDED", 9)}},
 		{"reactivated", 1, []gocql.BatchEntry{row("+491701234567", nil, "GOLD", "ACTIVE", 10)}},
 	})
+}
+
+// Each view writes generation g's tables (a rebuild's), created by its own
+// CQL in the current layout, and keeps its name: the checkpoints of a
+// generation are told apart by projector.CheckpointName.
+func TestViewsHaveGenerations(t *testing.T) {
+	for _, tt := range []struct {
+		table  string
+		at     func(gen int) (string, []string, []string)
+		column string
+	}{
+		{"order_read_model", generation(readmodel.OrderReadModel()), "totals             frozen<map<text, bigint>>"},
+		{"orders_by_customer", generation(readmodel.OrdersByCustomer()), "PRIMARY KEY (customer_id, created_at, order_id)"},
+		{"orders_by_status", generation(readmodel.OrdersByStatus()), "PRIMARY KEY (status, created_at, order_id)"},
+		{"customer_read_model", generation(readmodel.CustomerReadModel()), "addresses   map<uuid, frozen<address>>"},
+	} {
+		name, tables, schema := tt.at(3)
+		require.NotEmpty(t, name)
+		require.Equal(t, []string{tt.table + "_g3"}, tables)
+		require.Len(t, schema, 1)
+		require.Contains(t, schema[0], "CREATE TABLE IF NOT EXISTS "+tt.table+"_g3 (")
+		require.Contains(t, schema[0], tt.column)
+		_, tables, _ = tt.at(1)
+		require.Equal(t, []string{tt.table}, tables, "generation 1 is the v0001 table")
+	}
+
+	// The rows of generation 2 go to its table, with the same statements.
+	lifecycle, _, _ := orderLifecycle(t)
+	events := orderEvents(t, orderID, lifecycle[:3]...)
+	var s readmodel.Order
+	for _, e := range events {
+		var err error
+		s, err = readmodel.FoldOrder(s, e)
+		require.NoError(t, err)
+	}
+	b := new(gocql.Batch)
+	require.NoError(t, readmodel.OrdersByStatus().At(2).Write(b, orderID, readmodel.Order{}, false, s, 3))
+	require.Len(t, b.Entries, 1)
+	require.Equal(t, strings.Replace(insertOrderByStatus, "orders_by_status", "orders_by_status_g2", 1), b.Entries[0].Stmt)
+}
+
+func generation[S any](v projector.View[S]) func(gen int) (string, []string, []string) {
+	return func(gen int) (string, []string, []string) {
+		g := v.At(gen)
+		return g.Name, g.Tables, g.Schema(gen)
+	}
 }

@@ -1,5 +1,7 @@
 // Package repository wires the Order and Customer aggregates to the event
 // store: load, decide, commit, with their codecs and the shared upcasters.
+// Sealing, a store between the repositories and the event store, keeps
+// customers' personal data sealed in what is stored (personal.go).
 package repository
 
 import (

@@ -4,8 +4,9 @@
 // CDC source (source=scylla-cdc) notifies the relay of each commit and the
 // scan becomes the reconcile. With commit hints (hints.enabled) the relay
 // learns of each commit from the hint topic the command-service writes, and
-// the scan's fast poll backs off while it finds nothing. One replica is
-// active, held by a lease.
+// the scan's fast poll backs off while it finds nothing (with the CDC
+// source too, the full scans only reconcile). One replica is active, held
+// by a lease.
 package main
 
 import (
@@ -119,6 +120,12 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 			return nil, err
 		}
 		scanOpts = append(scanOpts, scansource.WithHints(hints.Hinted))
+		// With the CDC log and the hints both telling the relay of commits,
+		// the full scans (ScyllaDB has no index on updated_at) are only the
+		// reconcile, backing off to relay.reconcile_max_every while idle.
+		if cfg.Source == "scylla-cdc" {
+			scanOpts = append(scanOpts, scansource.ReconcileOnly())
+		}
 	}
 	scan, err := scansource.New(cfg.Relay.Config, store, r.ScanHooks(), d.Logger, d.Registry, scanOpts...)
 	if err != nil {

@@ -37,6 +37,10 @@ type api struct {
 	prop      propagation.TextMapPropagator
 	logger    zerolog.Logger
 	duration  *prometheus.HistogramVec
+	// forgetting carries out POST /v1/customers/{id}/forget (forget.go).
+	forgetting *forgetting
+	// middleware wraps every command: its deadline, the Idempotency-Key.
+	middleware []func(http.Handler) http.Handler
 }
 
 func newAPI(orders *repository.Orders, customers *repository.Customers, maxBody int64, tp trace.TracerProvider, prop propagation.TextMapPropagator, logger zerolog.Logger, reg prometheus.Registerer) (*api, error) {
@@ -57,7 +61,24 @@ func newAPI(orders *repository.Orders, customers *repository.Customers, maxBody 
 }
 
 // routes mounts the command API; every route here is in openapi.json.
+// Each command runs behind a.middleware; the forget first checks its
+// bearer token, before the Idempotency-Key is claimed, so that a refused
+// attempt's answer is not replayed to an authorised retry.
 func (a *api) routes(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(a.middleware...)
+		a.commandRoutes(r)
+	})
+	r.Group(func(r chi.Router) {
+		if a.forgetting != nil {
+			r.Use(a.forgetting.authorize)
+		}
+		r.Use(a.middleware...)
+		r.Post("/v1/customers/{id}/forget", a.forget)
+	})
+}
+
+func (a *api) commandRoutes(r chi.Router) {
 	r.Post("/v1/customers", a.registerCustomer)
 	r.Patch("/v1/customers/{id}/profile", a.updateProfile)
 	r.Put("/v1/customers/{id}/email", a.changeEmail)
@@ -323,6 +344,14 @@ func (a *api) deactivate(w http.ResponseWriter, r *http.Request) {
 // which a 409 id-taken names when the id belongs to another aggregate type.
 func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *eventstore.Repository[S, C, E],
 	command, basePath string, id gocql.UUID, cmd C, status int, idField string, extra func(*accepted)) {
+	executeThen(a, w, r, repo, command, basePath, id, cmd, status, idField, extra, nil)
+}
+
+// executeThen is execute with then run after the command is committed (or
+// found committed, or decided a no-op) and before the answer: its error is
+// the answer instead. It returns the outcome label.
+func executeThen[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *eventstore.Repository[S, C, E],
+	command, basePath string, id gocql.UUID, cmd C, status int, idField string, extra func(*accepted), then func(context.Context) error) string {
 	ctx, span := a.tracer.Start(r.Context(), "command "+command, trace.WithAttributes(
 		attribute.String("orderstream.command", command), attribute.String("orderstream.aggregate_id", id.String())))
 	defer span.End()
@@ -336,16 +365,14 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 		meta.ExpectedVersion = &v
 	}
 	if err != nil {
-		a.fail(w, r, command, err)
-		return
+		return a.fail(w, r, command, err)
 	}
 	var version int64
 	if commandOf(ctx).retried {
 		// An earlier attempt of this request may have committed before it
 		// died: answer with what it did instead of committing again.
 		if v, found, err := repo.CommittedCommand(ctx, id, meta.CommandID); err != nil {
-			a.fail(w, r, command, err)
-			return
+			return a.fail(w, r, command, err)
 		} else if found {
 			version = v
 		}
@@ -359,10 +386,18 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 			if outcome == "error" || outcome == "unavailable" {
 				span.SetStatus(codes.Error, err.Error())
 			}
-			return
+			return outcome
 		}
 		version = res.Version
 		span.SetAttributes(attribute.Int("orderstream.events", len(res.Events)), attribute.Int("orderstream.conflict_retries", res.Retries))
+	}
+	if then != nil {
+		if err := then(ctx); err != nil {
+			outcome := a.fail(w, r, command, err)
+			a.duration.WithLabelValues(command, outcome).Observe(time.Since(start).Seconds())
+			span.SetStatus(codes.Error, err.Error())
+			return outcome
+		}
 	}
 	a.duration.WithLabelValues(command, "ok").Observe(time.Since(start).Seconds())
 	httpapi.AddLogFields(ctx, func(e *zerolog.Event) { e.Str("outcome", "ok").Int64("version", version) })
@@ -374,6 +409,7 @@ func execute[S, C, E any](a *api, w http.ResponseWriter, r *http.Request, repo *
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
 	w.Header().Set("Location", basePath+id.String())
 	httpapi.WriteJSON(w, status, body)
+	return "ok"
 }
 
 // metadata gathers what travels with the command onto its events, and the

@@ -22,6 +22,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/personal"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/stacktest"
 )
@@ -194,5 +195,80 @@ func BenchmarkHTTPOverStore(b *testing.B) {
 		for _, l := range layer {
 			fmt.Println(l)
 		}
+	}
+}
+
+// BenchmarkPersonalSealingRatio measures the commit latency of a command
+// with a personal field (UpdateProfile: load, decide, commit) through the
+// repository at 1 client, in clear and with personal data sealed
+// (repository.Sealing on the real customer_keys, key cached as in
+// service), in interleaved rounds, and reports sealed p50 ÷ clear p50:
+// issue 20's target is 1.1 at most.
+//
+//	go test -run '^$' -bench PersonalSealingRatio -benchtime 1x ./services/command-service/
+func BenchmarkPersonalSealingRatio(b *testing.B) {
+	session := stacktest.Session(b)
+	store, err := eventstore.New(session, eventstore.DefaultConfig(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := personal.DefaultConfig()
+	cfg.KEKFile = writeKEK(b)
+	keys, err := newKeyring(session, cfg, zerolog.Nop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := eventcodec.NewUpcasters()
+	sealing, err := repository.NewSealing(store, keys, up, 1000, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := eventstore.RepositoryConfig{MaxConflictRetries: 5}
+	clearRepo, err := repository.NewCustomers(store, up, rc, zerolog.Nop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sealedRepo, err := repository.NewCustomers(sealing, up, rc, zerolog.Nop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	email, _ := value.NewEmail("bench@example.org")
+	ctx := context.Background()
+	run := func(repo *repository.Customers, d time.Duration) []time.Duration {
+		var lat []time.Duration
+		id, n := gocql.UUID(uuid.New()), 0
+		for start := time.Now(); time.Since(start) < d; n++ {
+			if n == 50 {
+				id, n = gocql.UUID(uuid.New()), 0
+			}
+			var cmd customer.Command = customer.UpdateProfile{Name: fmt.Sprintf("Ada Lovelace %d", n)}
+			if n == 0 {
+				cmd = customer.RegisterCustomer{CustomerID: id.String(), Name: "Ada Lovelace", Email: email}
+			}
+			t0 := time.Now()
+			if _, err := repo.Handle(ctx, id, cmd, eventstore.Metadata{CommandID: uuid.NewString(), Now: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+			if n > 0 {
+				lat = append(lat, time.Since(t0))
+			}
+		}
+		return lat
+	}
+	p50 := func(lat []time.Duration) time.Duration {
+		slices.Sort(lat)
+		return lat[len(lat)/2]
+	}
+	for range b.N {
+		run(clearRepo, time.Second) // warm-up
+		run(sealedRepo, time.Second)
+		var plain, sealed []time.Duration
+		for range 3 {
+			plain = append(plain, run(clearRepo, 3*time.Second)...)
+			sealed = append(sealed, run(sealedRepo, 3*time.Second)...)
+		}
+		pp, ps := p50(plain), p50(sealed)
+		fmt.Printf("commit p50 at 1 client: clear %s, sealed %s, ratio %.3f (target ≤ 1.1)\n", pp, ps, float64(ps)/float64(pp))
+		b.ReportMetric(float64(ps)/float64(pp), "sealed/clear-p50")
 	}
 }

@@ -8,8 +8,10 @@ import (
 
 	"github.com/orderstream/orderstream/pkg/cql"
 	"github.com/orderstream/orderstream/pkg/domain"
+	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
+	"github.com/orderstream/orderstream/pkg/personal"
 )
 
 // fail answers err as a problem and returns the outcome label for metrics
@@ -45,6 +47,12 @@ func problemFor(err error) (httpapi.Problem, string) {
 	switch {
 	case errors.As(err, &pe):
 		return pe.Problem, "invalid"
+	case customer.IsForgotten(err), errors.Is(err, personal.ErrForgotten):
+		// Decide refuses a forgotten customer's commands; the keyring
+		// refuses to seal for one whose key is gone before their
+		// CustomerForgotten is recorded (a forget that died half-way).
+		return problem(http.StatusGone, "customer-forgotten", "The customer was forgotten",
+			"the customer asked to be forgotten; nothing can be changed or recorded about them any more", customer.CodeForgotten, ""), "gone"
 	case errors.As(err, &rule):
 		return problem(http.StatusUnprocessableEntity, "rule-broken", "The command breaks a rule", rule.Message, rule.Code, rule.Field), "rejected"
 	case errors.As(err, &notFound):

@@ -10,7 +10,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -21,6 +20,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
 	"github.com/orderstream/orderstream/pkg/kafka"
+	"github.com/orderstream/orderstream/pkg/personal"
 	"github.com/orderstream/orderstream/pkg/repository"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
@@ -37,9 +37,17 @@ type Config struct {
 	EventStore          eventstore.Config    `mapstructure:"eventstore"`
 	Commands            CommandsConfig       `mapstructure:"commands"`
 	Hints               HintsConfig          `mapstructure:"hints"`
+	// Personal seals customers' personal data (personal.* keys,
+	// docs/personal-data.md).
+	Personal PersonalConfig `mapstructure:"personal"`
+	// Forget guards POST /v1/customers/{id}/forget (forget.* keys).
+	Forget ForgetConfig `mapstructure:"forget"`
 	// Kafka is the broker the commit hints go to; read only with
 	// hints.enabled.
 	Kafka kafka.Config `mapstructure:"kafka"`
+	// Repository sizes the caches of folded aggregate states
+	// (repository.cache_size, repository.cache_ttl; issue 18).
+	Repository repository.CacheConfig `mapstructure:"repository"`
 }
 
 // CommandsConfig tunes command handling.
@@ -67,11 +75,16 @@ func (c *Config) Validate() error {
 	if c.Hints.Enabled {
 		errs = append(errs, config.Nest("kafka", c.Kafka.Validate()))
 	}
+	if c.Personal.Enabled {
+		errs = append(errs, config.Nest("personal", c.Personal.Config.Validate()))
+	}
 	return errors.Join(append(errs,
 		c.StoreConfig.Validate(),
 		config.Nest("http", c.HTTP.Validate()),
 		config.Nest("eventstore", c.EventStore.Validate()),
 		config.Nest("hints", c.Hints.Validate()),
+		config.Nest("forget", c.Forget.Validate()),
+		config.Nest("repository", c.Repository.Validate()),
 	)...)
 }
 
@@ -83,6 +96,8 @@ func defaultConfig() *Config {
 		Commands:    CommandsConfig{MaxConflictRetries: 5, IdempotencyTTL: 24 * time.Hour, RequestTimeout: 10 * time.Second},
 		Hints:       DefaultHintsConfig(),
 		Kafka:       kafka.DefaultConfig(),
+		Personal:    PersonalConfig{Config: personal.DefaultConfig()},
+		Repository:  repository.DefaultCacheConfig(),
 	}
 }
 
@@ -126,11 +141,24 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	var store eventstore.RepositoryStore = es
-	if hints != nil {
-		store = hintingStore{RepositoryStore: es, hints: hints}
-	}
 	up := eventcodec.NewUpcasters()
+	var (
+		store eventstore.RepositoryStore = es
+		keys  *personal.Keyring
+	)
+	if cfg.Personal.Enabled {
+		if keys, err = newKeyring(session, cfg.Personal.Config, logger, reg); err != nil {
+			return nil, err
+		}
+		if store, err = repository.NewSealing(store, keys, up, orderOwnerCache, logger); err != nil {
+			return nil, err
+		}
+	} else {
+		logger.Warn().Msg("personal.enabled is false: customers' personal data is stored and published in clear, and forgetting a customer is refused")
+	}
+	if hints != nil {
+		store = hintingStore{RepositoryStore: store, hints: hints}
+	}
 	rc := eventstore.RepositoryConfig{MaxConflictRetries: cfg.Commands.MaxConflictRetries}
 	orders, err := repository.NewOrders(store, up, rc, logger, reg)
 	if err != nil {
@@ -140,9 +168,18 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
+	// The caches sit above the sealing store: they hold opened states, in
+	// memory only, and a forget drops its customer's (forget.go). es reads
+	// the stored version that CanOrder checks a cached customer against.
+	if err := repository.UseStateCaches(orders, customers, cfg.Repository, es, reg); err != nil {
+		return nil, err
+	}
 	prop := tracing.Propagator()
 	a, err := newAPI(orders, customers, cfg.HTTP.MaxBodyBytes, tp, prop, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	if a.forgetting, err = newForgetting(cfg.Forget, keys, logger); err != nil {
 		return nil, err
 	}
 	idem := &idempotency{session: session, ttl: cfg.Commands.IdempotencyTTL, lease: cfg.Commands.RequestTimeout, maxBody: cfg.HTTP.MaxBodyBytes}
@@ -151,9 +188,7 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 	if err != nil {
 		return nil, err
 	}
-	r.Group(func(r chi.Router) {
-		r.Use(deadline(cfg.Commands.RequestTimeout), idem.middleware)
-		a.routes(r)
-	})
+	a.middleware = []func(http.Handler) http.Handler{deadline(cfg.Commands.RequestTimeout), idem.middleware}
+	a.routes(r)
 	return r, nil
 }

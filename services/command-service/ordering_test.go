@@ -14,13 +14,14 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
 
-// loadedCustomer is a customer repository that answers one load.
+// loadedCustomer is a customer repository that answers one read of the
+// current state.
 type loadedCustomer struct {
 	state customer.State
 	err   error
 }
 
-func (l loadedCustomer) Load(context.Context, gocql.UUID) (customer.State, int64, error) {
+func (l loadedCustomer) Current(context.Context, gocql.UUID) (customer.State, int64, error) {
 	return l.state, l.state.Version, l.err
 }
 
@@ -45,6 +46,8 @@ func TestCanOrder(t *testing.T) {
 		{name: "suspended", load: loadedCustomer{state: with(value.CustomerStatusSuspended)}, conflict: "order.customer_not_active"},
 		{name: "deactivated", load: loadedCustomer{state: with(value.CustomerStatusDeactivated)}, conflict: "order.customer_not_active"},
 		{name: "load fails", load: loadedCustomer{err: down}, err: down},
+		// Forgotten comes before the status: an ACTIVE customer can be forgotten.
+		{name: "forgotten", load: loadedCustomer{state: customer.State{ID: id.String(), Status: value.CustomerStatusActive, Forgotten: true, Version: 4}}, rule: "order.customer_forgotten"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

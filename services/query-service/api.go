@@ -32,6 +32,7 @@ type api struct {
 	store       *eventstore.Store
 	upcasters   *eventstore.Upcasters
 	tokens      *signer
+	gens        *generations // which generation of each view to read (generations.go)
 	waitTimeout time.Duration
 	logger      zerolog.Logger
 	waits       *prometheus.CounterVec
@@ -39,6 +40,7 @@ type api struct {
 	tracer      trace.Tracer
 	orders      aggregate
 	customers   aggregate
+	personal    personalData
 }
 
 // aggregate is what the by-id, time-travel and history endpoints need of
@@ -49,11 +51,13 @@ type aggregate struct {
 	read func(ctx context.Context, id gocql.UUID) (body any, version int64, found bool, err error)
 	// fold returns the body folded from the first upTo events.
 	fold func(ctx context.Context, id gocql.UUID, upTo int64) (any, error)
+	// open opens the personal fields of an answer body (personal.go).
+	open func(ctx context.Context, body any) (any, error)
 }
 
-func newAPI(session *gocql.Session, store *eventstore.Store, up *eventstore.Upcasters, tokens *signer, waitTimeout time.Duration, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*api, error) {
+func newAPI(session *gocql.Session, store *eventstore.Store, up *eventstore.Upcasters, tokens *signer, waitTimeout time.Duration, logger zerolog.Logger, reg prometheus.Registerer, tp trace.TracerProvider, pd personalData) (*api, error) {
 	a := &api{
-		session: session, store: store, upcasters: up, tokens: tokens, waitTimeout: waitTimeout, logger: logger,
+		session: session, store: store, upcasters: up, tokens: tokens, waitTimeout: waitTimeout, logger: logger, personal: pd,
 		tracer: tp.Tracer("github.com/orderstream/orderstream/services/query-service"),
 		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "query", Name: "min_version_waits_total",
@@ -64,8 +68,8 @@ func newAPI(session *gocql.Session, store *eventstore.Store, up *eventstore.Upca
 			Help: "Reads with min_version waiting for their read model right now.",
 		}),
 	}
-	a.orders = aggregate{typ: order.AggregateType, read: a.readOrder, fold: a.foldOrder}
-	a.customers = aggregate{typ: customer.AggregateType, read: a.readCustomer, fold: a.foldCustomer}
+	a.orders = aggregate{typ: order.AggregateType, read: a.readOrder, fold: a.foldOrder, open: pd.orderBody}
+	a.customers = aggregate{typ: customer.AggregateType, read: a.readCustomer, fold: a.foldCustomer, open: pd.customerBody}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{a.waits, a.waiting} {
 			if err := reg.Register(c); err != nil {
@@ -127,6 +131,10 @@ func (a *api) byID(w http.ResponseWriter, r *http.Request, agg aggregate) {
 	}
 	if !found {
 		a.fail(w, r, notFound(agg.typ, id))
+		return
+	}
+	if body, err = agg.open(ctx, body); err != nil {
+		a.fail(w, r, err)
 		return
 	}
 	respond(w, r, body, version)
@@ -264,6 +272,9 @@ func (a *api) atVersion(w http.ResponseWriter, r *http.Request, agg aggregate, i
 		return
 	}
 	body, err := agg.fold(ctx, id, n)
+	if err == nil {
+		body, err = agg.open(ctx, body)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -272,14 +283,24 @@ func (a *api) atVersion(w http.ResponseWriter, r *http.Request, agg aggregate, i
 }
 
 func (a *api) readOrder(ctx context.Context, id gocql.UUID) (any, int64, bool, error) {
-	return readAs(ctx, a, id, readmodel.ReadOrder, func(r readmodel.OrderRow) (any, int64) { return orderFromRow(r), r.Version })
+	gen, err := a.gens.active(ctx, orderView)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return readAs(ctx, a, id, gen.ReadOrder, func(r readmodel.OrderRow) (any, int64) { return orderFromRow(r), r.Version })
 }
 
 func (a *api) readCustomer(ctx context.Context, id gocql.UUID) (any, int64, bool, error) {
-	return readAs(ctx, a, id, readmodel.ReadCustomer, func(r readmodel.CustomerRow) (any, int64) { return customerFromRow(r), r.Version })
+	gen, err := a.gens.active(ctx, customerView)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return readAs(ctx, a, id, gen.ReadCustomer, func(r readmodel.CustomerRow) (any, int64) { return customerFromRow(r), r.Version })
 }
 
-// readAs reads a read-model row and turns it into its answer body.
+// readAs reads a read-model row (in the view's active generation: each
+// read, a wait for min_version's included, asks again) and turns it into
+// its answer body.
 func readAs[R any](ctx context.Context, a *api, id gocql.UUID, read func(context.Context, *gocql.Session, gocql.UUID) (R, bool, error), body func(R) (any, int64)) (any, int64, bool, error) {
 	row, found, err := read(ctx, a.session, id)
 	if err != nil || !found {
@@ -336,15 +357,15 @@ func (a *api) ordersOfCustomer(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	read := func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
-		rows, next, err := readmodel.OrdersOfCustomerPage(ctx, a.session, id, created, size, token)
+	read := func(ctx context.Context, gen readmodel.Generation, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
+		rows, next, err := gen.OrdersOfCustomerPage(ctx, a.session, id, created, size, token)
 		out := make([]orderSummary, 0, len(rows))
 		for _, row := range rows {
 			out = append(out, summaryOf(row.OrderID, id, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt))
 		}
 		return out, next, err
 	}
-	page, err := a.list(r.Context(), p, p.scope("customer-orders", id.String()), read)
+	page, err := a.list(r.Context(), p, customerOrderView, p.scope("customer-orders", id.String()), read)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -371,15 +392,15 @@ func (a *api) ordersWithStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	read := func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
-		rows, next, err := readmodel.OrdersWithStatusPage(ctx, a.session, status, created, size, token)
+	read := func(ctx context.Context, gen readmodel.Generation, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error) {
+		rows, next, err := gen.OrdersWithStatusPage(ctx, a.session, status, created, size, token)
 		out := make([]orderSummary, 0, len(rows))
 		for _, row := range rows {
 			out = append(out, summaryOf(row.OrderID, row.CustomerID, row.Status, row.CreatedAt, row.Version, row.ItemCount, row.Totals, row.UpdatedAt))
 		}
 		return out, next, err
 	}
-	page, err := a.list(r.Context(), p, p.scope("status-orders", status.String()), read)
+	page, err := a.list(r.Context(), p, statusOrderView, p.scope("status-orders", status.String()), read)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -396,29 +417,42 @@ func summaryOf(id, customerID gocql.UUID, status string, createdAt time.Time, ve
 }
 
 // pageReader reads one page of a listing of orders (pkg/readmodel's
-// readers): at most size orders created within created, from token on,
-// and the token of the next page (nil after the last).
-type pageReader func(ctx context.Context, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error)
+// readers) in generation gen of the view's tables: at most size orders
+// created within created, from token on, and the token of the next page
+// (nil after the last).
+type pageReader func(ctx context.Context, gen readmodel.Generation, created readmodel.Created, size int, token []byte) ([]orderSummary, []byte, error)
 
-// list reads one page of a listing of orders, newest first, restricted to
-// the created_at range of p and resumed from p's page token, which must
-// belong to scope.
-func (a *api) list(ctx context.Context, p listParams, scope string, read pageReader) (orderPage, error) {
+// list reads one page of a listing of orders of view, newest first,
+// restricted to the created_at range of p and resumed from p's page token,
+// which must belong to scope. A first page reads the view's active
+// generation; a next page reads the generation its token was issued in,
+// while that generation exists (410 once a rebuild's grace period is
+// over: the listing must start again).
+func (a *api) list(ctx context.Context, p listParams, view, scope string, read pageReader) (orderPage, error) {
 	var state []byte
+	var gen readmodel.Generation
 	if p.pageToken != "" {
-		s, err := a.tokens.open(scope, p.pageToken)
+		tgen, s, err := a.tokens.openAt(scope, p.pageToken)
 		if err != nil || len(s) == 0 {
 			return orderPage{}, badParam("page_token", "page_token is not a next_page_token of this listing with these filters")
 		}
+		if gen, err = a.gens.forToken(ctx, view, tgen); err != nil {
+			return orderPage{}, err
+		}
 		state = s
+	} else {
+		var err error
+		if gen, err = a.gens.active(ctx, view); err != nil {
+			return orderPage{}, err
+		}
 	}
-	orders, next, err := read(ctx, readmodel.Created{After: p.after, Before: p.before}, p.limit, state)
+	orders, next, err := read(ctx, gen, readmodel.Created{After: p.after, Before: p.before}, p.limit, state)
 	if err != nil {
 		return orderPage{}, fmt.Errorf("listing %s: %w", scope, err)
 	}
 	page := orderPage{Orders: orders}
 	if len(next) > 0 {
-		page.NextPageToken = a.tokens.sign(scope, next)
+		page.NextPageToken = a.tokens.signAt(scope, int(gen), next)
 	}
 	return page, nil
 }
@@ -448,7 +482,11 @@ func (a *api) history(w http.ResponseWriter, r *http.Request, agg aggregate) {
 	page := historyPage{AggregateID: id.String(), AggregateType: agg.typ, Version: current, Events: []eventBody{}}
 	// Sequences run 1..current without gaps, so a page is a sequence range.
 	if upTo := min(after+int64(p.limit), current); after < upTo {
+		owner := a.owner(agg.typ, id)
 		err := a.store.Events(ctx, id, after, upTo, func(e eventstore.Event) error {
+			if err := a.personal.event(ctx, agg.typ, &e, owner); err != nil {
+				return err
+			}
 			page.Events = append(page.Events, eventFrom(e))
 			return nil
 		})

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,7 +19,13 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/protobuf/proto"
 
+	customerv1 "github.com/orderstream/orderstream/pkg/gen/orderstream/customer/v1"
+	"github.com/orderstream/orderstream/pkg/personal"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 )
 
@@ -167,4 +177,131 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkPersonalDataOpening measures a read of one customer by id
+// (name, email, phone and one address: five personal fields of two
+// messages to open) at 1 client, three ways, interleaved in one run:
+// personal data off with clear rows (the baseline), on with sealed rows
+// (the data keys cached), and on with clear rows of customers who have no
+// data key (registered before encryption: each read asks customer_keys),
+// and prints p50 and p99 with the ratio to the baseline.
+//
+//	go test -run '^$' -bench PersonalDataOpening -benchtime 1x ./services/query-service/
+func BenchmarkPersonalDataOpening(b *testing.B) {
+	kekFile := filepath.Join(b.TempDir(), "kek")
+	if err := os.WriteFile(kekFile, personal.NewRandomKeyBytes(), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	e := newEnv(b, func(c *Config) { c.Personal.Enabled, c.Personal.KEKFile = true, kekFile })
+	off := *e.cfg
+	off.Personal = PersonalConfig{Config: personal.DefaultConfig()}
+	offHandler, err := newHandler(e.session, &off, zerolog.Nop(), prometheus.NewRegistry(), noop.NewTracerProvider())
+	if err != nil {
+		b.Fatal(err)
+	}
+	offSrv := httptest.NewServer(offHandler)
+	b.Cleanup(offSrv.Close)
+	kek, err := personal.ReadKEKFile(kekFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wrapper, err := personal.NewFileWrapper(kek)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kc := personal.DefaultConfig()
+	kc.KEKFile = kekFile
+	writer, err := personal.NewKeyring(kc, personal.NewCQLStore(e.session), wrapper, zerolog.Nop(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	const customers = 200
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	insert := func(sealed bool) []gocql.UUID {
+		ids := make([]gocql.UUID, customers)
+		for i := range ids {
+			ids[i] = gocql.UUID(uuid.New())
+			id := ids[i].String()
+			reg := &customerv1.CustomerRegistered{Name: "Ada Lovelace", Email: "ada@example.org", Phone: "+442079460958"}
+			addr := &customerv1.CustomerAddressAdded{Address: &customerv1.Address{Label: "home", Line1: "12 St James Sq", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}}
+			if sealed {
+				for _, m := range []proto.Message{reg, addr} {
+					if err := writer.Seal(context.Background(), m, id, id); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			a := addr.GetAddress()
+			addresses := map[gocql.UUID]readmodel.AddressRow{gocql.UUID(uuid.New()): {Label: a.GetLabel(), Line1: a.GetLine1(), City: a.GetCity(), PostalCode: a.GetPostalCode(), Country: a.GetCountry()}}
+			if err := e.session.Query(`INSERT INTO customer_read_model (customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				ids[i], reg.GetName(), reg.GetEmail(), reg.GetPhone(), addresses, "BRONZE", "ACTIVE", int64(2), now, now).Exec(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return ids
+	}
+	sealedIDs, clearIDs := insert(true), insert(false)
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	get := func(base string, id gocql.UUID, want string) {
+		resp, err := client.Get(base + "/v1/customers/" + id.String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			b.Fatalf("GET customer: %d %s", resp.StatusCode, body)
+		}
+	}
+	type path struct {
+		name string
+		read func(i int)
+		lat  []time.Duration
+	}
+	paths := []*path{
+		{name: "off, clear rows (baseline)", read: func(i int) { get(offSrv.URL, clearIDs[i%customers], `"name":"Ada Lovelace"`) }},
+		{name: "on, sealed rows, keys cached", read: func(i int) { get(e.url, sealedIDs[i%customers], `"name":"Ada Lovelace"`) }},
+		{name: "on, clear rows, no data key", read: func(i int) { get(e.url, clearIDs[i%customers], `"name":"Ada Lovelace"`) }},
+	}
+	for range b.N {
+		for _, p := range paths { // warm-up: every key cached, connections open
+			for i := range customers {
+				p.read(i)
+			}
+			p.lat = p.lat[:0]
+		}
+		for round := range 5 { // interleaved rounds, so drift hits every path alike
+			for _, p := range paths {
+				start := time.Now()
+				for i := 0; time.Since(start) < time.Second; i++ {
+					t0 := time.Now()
+					p.read(round*7 + i)
+					p.lat = append(p.lat, time.Since(t0))
+				}
+			}
+		}
+		pct := func(l []time.Duration, q float64) time.Duration { return l[min(len(l)-1, int(float64(len(l))*q))] }
+		ms := func(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+		for _, p := range paths {
+			slices.Sort(p.lat)
+		}
+		base := paths[0].lat
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "GET /v1/customers/{id}, 1 client\treads\tp50\tp99\tp50 ÷ baseline\tp99 ÷ baseline\t")
+		for _, p := range paths {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%.2f\t%.2f\t\n", p.name, len(p.lat), ms(pct(p.lat, .5)), ms(pct(p.lat, .99)),
+				float64(pct(p.lat, .5))/float64(pct(base, .5)), float64(pct(p.lat, .99))/float64(pct(base, .99)))
+		}
+		_ = w.Flush()
+		ratio := float64(pct(paths[1].lat, .5)) / float64(pct(base, .5))
+		verdict := "met"
+		if ratio > 1.1 {
+			verdict = "MISSED"
+		}
+		fmt.Printf("target: p50 opening sealed rows ≤ 1.1 × without (1 client): %.2f×: %s\n", ratio, verdict)
+		b.ReportMetric(ratio, "sealed-p50-ratio")
+	}
 }

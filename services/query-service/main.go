@@ -22,6 +22,7 @@ import (
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/httpapi"
+	"github.com/orderstream/orderstream/pkg/personal"
 	"github.com/orderstream/orderstream/pkg/service"
 	"github.com/orderstream/orderstream/pkg/supervise"
 	"github.com/orderstream/orderstream/pkg/tracing"
@@ -36,12 +37,16 @@ type Config struct {
 	HTTP                httpapi.ServerConfig `mapstructure:"http"`
 	EventStore          eventstore.Config    `mapstructure:"eventstore"`
 	Query               QueryConfig          `mapstructure:"query"`
+	// Personal opens customers' sealed personal data in the answers
+	// (personal.* keys, personal.go, docs/personal-data.md).
+	Personal PersonalConfig `mapstructure:"personal"`
 }
 
 // QueryConfig tunes the queries.
 type QueryConfig struct {
 	PageTokenKey      string        `mapstructure:"page_token_key" help:"secret that signs page tokens (at least 32 bytes; every replica needs the same); empty: a random key per process, so tokens do not survive a restart"`
 	MinVersionTimeout time.Duration `mapstructure:"min_version_timeout" help:"how long a read with min_version waits for the read model to reach that version before answering 409"`
+	GenerationCache   time.Duration `mapstructure:"generation_cache" help:"how long the active generation of each view (projection_generations) is cached before it is read again"`
 }
 
 // minPageTokenKey is the shortest key accepted: HMAC-SHA256's own size.
@@ -58,10 +63,16 @@ func (c *Config) Validate() error {
 	if c.Query.MinVersionTimeout <= 0 || c.Query.MinVersionTimeout >= c.HTTP.WriteTimeout {
 		errs = append(errs, config.Errorf("query.min_version_timeout", "must be positive and shorter than http.write_timeout (%s), got %s", c.HTTP.WriteTimeout, c.Query.MinVersionTimeout))
 	}
+	// Short, so that readers follow a rebuild's switch within seconds,
+	// well within a replaced generation's grace period.
+	if c.Query.GenerationCache <= 0 || c.Query.GenerationCache > time.Minute {
+		errs = append(errs, config.Errorf("query.generation_cache", "must be positive and at most 1m, got %s", c.Query.GenerationCache))
+	}
 	return errors.Join(append(errs,
 		c.StoreConfig.Validate(),
 		config.Nest("http", c.HTTP.Validate()),
 		config.Nest("eventstore", c.EventStore.Validate()),
+		config.Nest("personal", c.Personal.Validate()),
 	)...)
 }
 
@@ -70,7 +81,8 @@ func defaultConfig() *Config {
 		StoreConfig: service.DefaultStoreConfig(":9082"),
 		HTTP:        httpapi.DefaultServerConfig(":8082"),
 		EventStore:  eventstore.DefaultConfig(),
-		Query:       QueryConfig{MinVersionTimeout: 2 * time.Second},
+		Query:       QueryConfig{MinVersionTimeout: 2 * time.Second, GenerationCache: time.Second},
+		Personal:    PersonalConfig{Config: personal.DefaultConfig()},
 	}
 }
 
@@ -105,8 +117,15 @@ func newHandler(session *gocql.Session, cfg *Config, logger zerolog.Logger, reg 
 		key = make([]byte, minPageTokenKey)
 		_, _ = rand.Read(key) // never fails (crypto/rand)
 	}
-	a, err := newAPI(session, store, eventcodec.NewUpcasters(), newSigner(key), cfg.Query.MinVersionTimeout, logger, reg, tp)
+	keys, err := newOpener(session, cfg.Personal, logger, reg)
 	if err != nil {
+		return nil, err
+	}
+	a, err := newAPI(session, store, eventcodec.NewUpcasters(), newSigner(key), cfg.Query.MinVersionTimeout, logger, reg, tp, personalData{open: keys, logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if a.gens, err = newGenerations(session, cfg.Query.GenerationCache, logger, reg); err != nil {
 		return nil, err
 	}
 	prop := tracing.Propagator()

@@ -26,6 +26,7 @@ var wantTables = []string{
 	"projection_checkpoints", "projection_rebuilds",
 	"dead_letters_by_component", "dead_letters_by_event_type", "dead_letters_by_aggregate",
 	"dlq_retry_requests", "dlq_retry_results", "customer_keys",
+	"projection_generations", "projection_rebuild_ranges",
 }
 
 // versions is the JSON list of every migration version in schema/, as the

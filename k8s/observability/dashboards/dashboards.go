@@ -303,7 +303,16 @@ func projectorRows(b *dashboard.DashboardBuilder, s scope, projection string) *d
 		WithPanel(graph("Rebuild", "While a rebuild runs: aggregates and events replayed so far.", "short",
 			q{`max(` + s.m("orderstream_projector_rebuilding") + `)`, "rebuilding"},
 			q{`max(` + s.m("orderstream_projector_rebuild_aggregates") + `)`, "aggregates"},
-			q{`max(` + s.m("orderstream_projector_rebuild_events") + `)`, "events"}))
+			q{`max(` + s.m("orderstream_projector_rebuild_events") + `)`, "events"})).
+		WithPanel(graph("Audit: drift", "Drift the self-healing auditor found, by kind, and its repairs (per second).", "ops",
+			q{`sum by (kind) (rate(` + s.m("orderstream_projector_audit_drift_total") + `[$__rate_interval]))`, "{{kind}}"},
+			q{`sum(rate(` + s.m("orderstream_projector_audit_repaired_total") + `[$__rate_interval]))`, "repaired"},
+			q{`sum(rate(` + s.m("orderstream_projector_audit_failed_total") + `[$__rate_interval]))`, "repairs failed"})).
+		WithPanel(graph("Audit: passes", "Checks per second, the last pass's duration, and the time since the last complete pass.", "short",
+			q{`sum(rate(` + s.m("orderstream_projector_audit_aggregates_checked_total") + `[$__rate_interval]))`, "aggregates/s"},
+			q{`sum(rate(` + s.m("orderstream_projector_audit_rows_checked_total") + `[$__rate_interval]))`, "rows/s"},
+			q{`max(` + s.m("orderstream_projector_audit_pass_duration_seconds") + `)`, "pass duration (s)"},
+			q{`time() - max(` + s.m("orderstream_projector_audit_last_complete_pass_timestamp_seconds") + `)`, "since last pass (s)"}))
 }
 
 func runtimeRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuilder {

@@ -1,13 +1,25 @@
 // Command e2ebench measures the whole system end to end (`make bench-e2e`,
-// after `make up`): the HTTP load of pkg/httpload at 1, 16 and 64 clients
-// for the same duration each, against the running command and query APIs,
-// with every n-th committed command read back with min_version to measure
-// commit→read-model latency (command-service → event_store → relay →
-// Kafka → projector → read model → query-service). It prints each run's
-// table, a summary with ratios to the 1-client row and the distribution of
-// the commit→read-model latency; with -markdown it writes them, with the
-// machine and the command, into that file between e2ebench's markers
-// (other sections of the file are kept).
+// after `make up`): the HTTP load of pkg/httpload at 4 and 16 clients for
+// the same duration each, against the running command and query APIs, with
+// every n-th committed command read back with min_version to measure
+// commit→read model (command-service → event_store → relay → Kafka →
+// projector → read model → query-service), and its efficiency (issue 18):
+// commands/s, the CPU per command of every process of the stack (Cassandra,
+// Kafka and every service, from /proc/<pid>/stat), the idle CPU of each
+// with no load once the stack has settled, commit→record (an event's
+// occurred_at to its record's arrival at a consumer of the aggregate
+// topics) and Cassandra's own per-table operation counts.
+//
+// By default it measures a baseline and the system as it ships in one run:
+// it restarts command-service and cdc-relay through scripts/services.sh
+// with HINTS=0 (no commit hints: the relay polls recent commits at a fixed
+// rate, the previous behaviour), measures, restarts them with HINTS=1 and
+// measures again (-baseline none measures the running system once). It
+// prints each run's table, a summary, the distribution of commit→read model
+// and the efficiency tables, with a note when the machine's load average
+// says other work competed; with -markdown it writes them, with the machine
+// and the command, into that file between e2ebench's markers (other
+// sections of the file are kept).
 package main
 
 import (
@@ -18,6 +30,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -33,16 +46,37 @@ import (
 var (
 	commandURL   = flag.String("command-url", "http://127.0.0.1:8081", "command API base URL")
 	queryURL     = flag.String("query-url", "http://127.0.0.1:8082", "query API base URL")
-	clientsFlag  = flag.String("clients", "1,16,64", "client counts to run, comma-separated; the first is the ratios' base")
+	clientsFlag  = flag.String("clients", "4,16", "client counts to run, comma-separated; the first is the ratios' base")
 	duration     = flag.Duration("duration", 20*time.Second, "length of each run")
-	warmup       = flag.Duration("warmup", 5*time.Second, "unmeasured load at 4 clients before the runs")
+	warmup       = flag.Duration("warmup", 5*time.Second, "unmeasured load at 4 clients before the runs of each variant")
 	invalidEvery = flag.Int("invalid-every", 20, "every n-th command of a client is one the API must refuse")
 	readEvery    = flag.Int("read-every", 10, "every n-th committed command of a client is read back with min_version")
 	seed         = flag.Uint64("seed", 1, "seed of the command mix")
 	markdown     = flag.String("markdown", "", "write the figures into this Markdown file (e.g. docs/benchmarks.md)")
 	system       = flag.String("system", "the eight services of `make up` as local processes, with Apache Cassandra and Apache Kafka on loopback, all on this machine",
 		"what the load ran against, for the Markdown")
+	baselineFlag = flag.String("baseline", "hints-off", "hints-off: measure twice in one run, first with command-service and cdc-relay restarted without commit hints "+
+		"(the relay polls recent commits at a fixed rate, the previous behaviour), then restarted with them (left so); none: measure the running system once, as it is")
+	idleFlag   = flag.Duration("idle", 60*time.Second, "idle window of each variant: CPU of every process with no load, once the stack has settled; 0 skips it")
+	settleMin  = flag.Duration("settle-min", 30*time.Second, "shortest wait before the idle window (the relay's polls back off after its restart)")
+	settleMax  = flag.Duration("settle-max", 3*time.Minute, "longest wait, before the idle window, for the stack's CPU to stop falling (Cassandra's compactions after a start or a load)")
+	services   = flag.String("services-script", "scripts/services.sh", "the script that restarts the services (its restart command, with HINTS=0 or 1)")
+	runDir     = flag.String("run-dir", ".run", "where scripts/stack.sh and scripts/services.sh keep their pid files")
+	brokers    = flag.String("kafka", "127.0.0.1:9092", "Kafka brokers, comma-separated: commit→record is read from the aggregate topics")
+	prefix     = flag.String("topic-prefix", "orderstream", "the relay's relay.topic_prefix")
+	cqlHosts   = flag.String("cql", "127.0.0.1:9042", "Cassandra hosts, comma-separated: its per-table operation counts")
+	keyspace   = flag.String("keyspace", "orderstream", "the system's keyspace")
+	quietLoad  = flag.Float64("quiet-load", 1.0, "1-minute load average at the start above which the figures are marked as taken on a busy machine")
+	quietOther = flag.Float64("quiet-other", 0.1, "CPU of processes outside the stack during an idle window, in cores, above which the figures are marked as taken on a busy machine")
+	settleStep = 10 * time.Second
 )
+
+// stackServices are the services of `make up` (scripts/services.sh), whose
+// CPU the efficiency tables show beside Cassandra's and Kafka's.
+var stackServices = []string{
+	"command-service", "query-service", "dlq-service", "cdc-relay",
+	"projector-order-read-model", "projector-orders-by-customer", "projector-orders-by-status", "projector-customer-read-model",
+}
 
 func main() {
 	flag.Parse()
@@ -52,14 +86,75 @@ func main() {
 	}
 }
 
+// result is one run at one client count.
 type result struct {
 	clients int
 	report  *httpload.Report
 	table   string
+	use     cpuUse          // CPU of every process during the run
+	records []time.Duration // commit→record, sorted
+	counts  tableCounts     // Cassandra's operations during the run
+}
+
+// recordStats summarises commit→record.
+func (r result) recordStats() httpload.Stats {
+	if len(r.records) == 0 {
+		return httpload.Stats{}
+	}
+	return httpload.Stats{Count: len(r.records), P50: httpload.Percentile(r.records, 0.50), P95: httpload.Percentile(r.records, 0.95),
+		P99: httpload.Percentile(r.records, 0.99), Max: r.records[len(r.records)-1]}
+}
+
+// cpuPerCommand is the CPU time of the process (all processes for "")
+// per command of the run.
+func (r result) cpuPerCommand(name string) time.Duration {
+	if r.report.Commands == 0 {
+		return 0
+	}
+	d := r.use.total()
+	if name != "" {
+		d = r.use.cpu[name]
+	}
+	return d / time.Duration(r.report.Commands)
+}
+
+// variant is one configuration of the system measured: the baseline or
+// the system as it ships.
+type variant struct {
+	name  string
+	hints string // HINTS for services.sh restart; "" runs on the system as it is
+	idle  *idleResult
+	runs  []result
+	// load averages (1 minute) as the variant began and ended
+	loadStart, loadEnd float64
+}
+
+// idleResult is the idle window of a variant.
+type idleResult struct {
+	use     cpuUse
+	counts  tableCounts
+	settled time.Duration // waited for the CPU to stop falling
+	// other is the CPU the machine spent outside the stack's processes
+	// during the window (other work, and this bench).
+	other time.Duration
+}
+
+func variants() ([]*variant, error) {
+	switch *baselineFlag {
+	case "hints-off":
+		return []*variant{{name: "baseline: hints off, fixed-rate poll", hints: "0"}, {name: "hints on", hints: "1"}}, nil
+	case "none":
+		return []*variant{{name: "as running"}}, nil
+	}
+	return nil, fmt.Errorf("-baseline: want hints-off or none, got %q", *baselineFlag)
 }
 
 func run() error {
 	clients, err := parseClients(*clientsFlag)
+	if err != nil {
+		return err
+	}
+	vs, err := variants()
 	if err != nil {
 		return err
 	}
@@ -68,47 +163,230 @@ func run() error {
 	if err := preflight(ctx); err != nil {
 		return err
 	}
+	counter, err := newCQLCounter(splitList(*cqlHosts), *keyspace)
+	if err != nil {
+		return err
+	}
+	defer counter.close()
 	m := describeMachine()
 	started := time.Now().UTC()
 
-	if *warmup > 0 {
-		fmt.Fprintf(os.Stderr, "warm-up: 4 clients for %s\n", *warmup)
-		if _, err := httpload.Run(ctx, config(4, *warmup, nil)); err != nil {
-			return err
+	for _, v := range vs {
+		if err := measure(ctx, v, clients, counter); err != nil {
+			return fmt.Errorf("%s: %w", v.name, err)
 		}
-	}
-	var results []result
-	for _, n := range clients {
-		fmt.Fprintf(os.Stderr, "run: %d clients for %s\n", n, *duration)
-		r, err := httpload.Run(ctx, config(n, *duration, os.Stderr))
-		if err != nil {
-			return err
-		}
-		var b strings.Builder
-		r.Table(&b)
-		fmt.Printf("\n== %s ==\n%s", clientsName(n), b.String())
-		results = append(results, result{clients: n, report: r, table: b.String()})
 	}
 
+	for _, v := range vs {
+		fmt.Printf("\n==== %s ====\n", v.name)
+		for _, r := range v.runs {
+			fmt.Printf("\n== %s ==\n%s", clientsName(r.clients), r.table)
+		}
+		fmt.Println()
+		summary(os.Stdout, v.runs)
+		fmt.Println()
+		distribution(os.Stdout, v.runs)
+	}
 	fmt.Println()
-	summary(os.Stdout, results)
-	fmt.Println()
-	distribution(os.Stdout, results)
+	efficiencyText(os.Stdout, vs)
 
 	if *markdown != "" {
-		if err := writeMarkdown(*markdown, m, started, results); err != nil {
+		if err := writeMarkdown(*markdown, m, started, vs); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s\n", *markdown)
 	}
 	var unexpected int
-	for _, r := range results {
-		unexpected += r.report.UnexpectedTotal()
+	for _, v := range vs {
+		for _, r := range v.runs {
+			unexpected += r.report.UnexpectedTotal()
+		}
 	}
 	if unexpected > 0 {
 		return fmt.Errorf("%d unexpected outcomes (see the tables)", unexpected)
 	}
 	return nil
+}
+
+// measure restarts the services of a variant when it has a configuration
+// of its own, waits for the stack to settle, takes its idle window, warms
+// up and runs the load at each client count.
+func measure(ctx context.Context, v *variant, clients []int, counter *cqlCounter) error {
+	v.loadStart = loadAverage()
+	if v.hints != "" {
+		fmt.Fprintf(os.Stderr, "%s: restarting command-service and cdc-relay with HINTS=%s\n", v.name, v.hints)
+		if err := restartServices(ctx, v.hints); err != nil {
+			return err
+		}
+		if err := preflight(ctx); err != nil {
+			return err
+		}
+	}
+	procs, err := stackProcs(*runDir, stackServices)
+	if err != nil {
+		return fmt.Errorf("finding the stack's processes (is `make up` running from this directory?): %w", err)
+	}
+	if *idleFlag > 0 {
+		if v.idle, err = measureIdle(ctx, procs, counter); err != nil {
+			return err
+		}
+	}
+	if *warmup > 0 {
+		fmt.Fprintf(os.Stderr, "%s: warm-up, 4 clients for %s\n", v.name, *warmup)
+		if _, err := httpload.Run(ctx, config(4, *warmup, nil)); err != nil {
+			return err
+		}
+	}
+	for _, n := range clients {
+		fmt.Fprintf(os.Stderr, "%s: %d clients for %s\n", v.name, n, *duration)
+		r, err := loadRun(ctx, n, procs, counter)
+		if err != nil {
+			return err
+		}
+		v.runs = append(v.runs, r)
+	}
+	v.loadEnd = loadAverage()
+	return nil
+}
+
+// loadRun runs the load at n clients, with the CPU of every process, the
+// commit→record watch and Cassandra's counters around it.
+func loadRun(ctx context.Context, n int, procs []proc, counter *cqlCounter) (result, error) {
+	watch, err := watchRecords(splitList(*brokers), *prefix)
+	if err != nil {
+		return result{}, err
+	}
+	countsBefore, err := counter.read()
+	if err != nil {
+		watch.stop()
+		return result{}, err
+	}
+	before, err := sampleCPU(procs)
+	if err != nil {
+		watch.stop()
+		return result{}, err
+	}
+	rep, err := httpload.Run(ctx, config(n, *duration, os.Stderr))
+	if err != nil {
+		watch.stop()
+		return result{}, err
+	}
+	after, err := sampleCPU(procs)
+	if err != nil {
+		watch.stop()
+		return result{}, err
+	}
+	countsAfter, err := counter.read()
+	if err != nil {
+		watch.stop()
+		return result{}, err
+	}
+	// The last commits' records are on their way.
+	watch.drain(time.Second, 15*time.Second)
+	records, bad := watch.stop()
+	if bad > 0 {
+		fmt.Fprintf(os.Stderr, "warning: %d records of the aggregate topics could not be decoded\n", bad)
+	}
+	var b strings.Builder
+	rep.Table(&b)
+	return result{clients: n, report: rep, table: b.String(), use: before.until(after), records: records, counts: countsAfter.since(countsBefore)}, nil
+}
+
+// restartServices restarts command-service and cdc-relay through the
+// services script with HINTS set, and waits until they are ready.
+func restartServices(ctx context.Context, hints string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, *services, "restart", "command-service", "cdc-relay")
+	cmd.Env = append(os.Environ(), "HINTS="+hints)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s restart command-service cdc-relay (HINTS=%s): %w", *services, hints, err)
+	}
+	return nil
+}
+
+// measureIdle waits until the stack's CPU stops falling (windows of
+// settleStep, at most settleMax), then measures every process and
+// Cassandra's counters over the idle window.
+func measureIdle(ctx context.Context, procs []proc, counter *cqlCounter) (*idleResult, error) {
+	fmt.Fprintf(os.Stderr, "settling: CPU in windows of %s until it stops falling (at least %s, at most %s)\n", settleStep, *settleMin, *settleMax)
+	began := time.Now()
+	prev, err := sampleCPU(procs)
+	if err != nil {
+		return nil, err
+	}
+	var last time.Duration = -1
+	for time.Since(began) < *settleMax {
+		if err := sleep(ctx, settleStep); err != nil {
+			return nil, err
+		}
+		cur, err := sampleCPU(procs)
+		if err != nil {
+			return nil, err
+		}
+		used := prev.until(cur).total()
+		prev = cur
+		fmt.Fprintf(os.Stderr, "  %.3f cores\n", float64(used)/float64(settleStep))
+		// Settled: this window used no less than 90 % of the previous one,
+		// or next to nothing.
+		if last >= 0 && time.Since(began) >= *settleMin && (used*10 >= last*9 || used < settleStep/200) {
+			break
+		}
+		last = used
+	}
+	settled := time.Since(began)
+	fmt.Fprintf(os.Stderr, "idle window: %s\n", *idleFlag)
+	countsBefore, err := counter.read()
+	if err != nil {
+		return nil, err
+	}
+	busyBefore, err := machineBusy()
+	if err != nil {
+		return nil, err
+	}
+	before, err := sampleCPU(procs)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, *idleFlag); err != nil {
+		return nil, err
+	}
+	after, err := sampleCPU(procs)
+	if err != nil {
+		return nil, err
+	}
+	busyAfter, err := machineBusy()
+	if err != nil {
+		return nil, err
+	}
+	countsAfter, err := counter.read()
+	if err != nil {
+		return nil, err
+	}
+	use := before.until(after)
+	return &idleResult{use: use, counts: countsAfter.since(countsBefore), settled: settled, other: max(busyAfter-busyBefore-use.total(), 0)}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func config(clients int, d time.Duration, progress io.Writer) httpload.Config {
@@ -274,7 +552,7 @@ const (
 	endMarker   = "<!-- e2ebench:end -->"
 )
 
-func writeMarkdown(path string, m machine, started time.Time, results []result) error {
+func writeMarkdown(path string, m machine, started time.Time, vs []*variant) error {
 	var b strings.Builder
 	fmt.Fprintln(&b, beginMarker)
 	fmt.Fprintln(&b, "## End to end")
@@ -284,40 +562,93 @@ func writeMarkdown(path string, m machine, started time.Time, results []result) 
 		"through their lifecycle (confirm, ship, deliver, or cancel); one command in %d of each client is one the API must refuse; "+
 		"one committed command in %d of each client is followed by a read with `min_version` of the version it answered, which the "+
 		"client waits for, so commands/s include those reads. Commit→read model is from the command's 2xx to that read's 200 "+
-		"(command-service → event_store → relay → Kafka → projector → read model → query-service).\n\n", *duration, *invalidEvery, *readEvery)
+		"(command-service → event_store → relay → Kafka → projector → read model → query-service); commit→record is from an event's "+
+		"`occurred_at` (stamped by the command-service as it decides, just before its commit) to its record's arrival at a consumer "+
+		"of the aggregate topics. CPU is each process's user and system time from `/proc/<pid>/stat` over the run (Cassandra, Kafka "+
+		"and every service; not the load generator), divided by the commands of the run. Cassandra's operations are its own per-table "+
+		"counters (`system_views.local_read_latency`, `local_write_latency`, `local_scan_latency`): those of the system's keyspace "+
+		"are the system's own, while `system.paxos` (LWTs) and `system.batches` (logged batches) count every keyspace, so on a "+
+		"shared Cassandra they include other clients' work.\n\n", *duration, *invalidEvery, *readEvery)
+	if len(vs) > 1 {
+		fmt.Fprintf(&b, "Two variants in the same run, one after the other: the **baseline** restarts command-service and cdc-relay "+
+			"without commit hints (`HINTS=0 scripts/services.sh restart command-service cdc-relay`: the relay reads recent commits "+
+			"every `relay.recent_interval`, the behaviour before commit hints), then **hints on** restarts them as `make up` runs them. ")
+	}
+	if *idleFlag > 0 {
+		fmt.Fprintf(&b, "Each variant first waits for the stack's CPU to stop falling (windows of %s, at least %s, at most %s: Cassandra's "+
+			"compactions after a start or a load), then measures %s with no load at all (idle).", settleStep, *settleMin, *settleMax, *idleFlag)
+	}
+	fmt.Fprint(&b, "\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", started.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s memory, %s; load average at the start %s\n", m.cpu, m.cores, m.memory, m.kernel, m.loadavg)
+	for _, v := range vs {
+		fmt.Fprintf(&b, "- %s: 1-minute load average %.2f at its start, %.2f at its end", v.name, v.loadStart, v.loadEnd)
+		if v.idle != nil {
+			fmt.Fprintf(&b, "; settled after %s; while idle, processes outside the stack used %.3f of a core",
+				v.idle.settled.Round(time.Second), v.idle.use.cores(v.idle.other))
+		}
+		fmt.Fprintln(&b)
+	}
 	fmt.Fprintf(&b, "- Go: %s\n", runtime.Version())
 	fmt.Fprintf(&b, "- Command: `%s`\n\n", commandLine())
+	if note := busy(vs); note != "" {
+		fmt.Fprintf(&b, "%s\n\n", note)
+	}
 
-	fmt.Fprintln(&b, "| clients | commands/s | p50 | p99 | commit→read p50 | commit→read p99 | commands/s ×1 | p50 ×1 | p99 ×1 | unexpected |")
-	fmt.Fprintln(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	base := results[0].report
-	for _, r := range results {
-		rp := r.report
-		fmt.Fprintf(&b, "| %d | %.1f | %s | %s | %s | %s | %.2f | %.2f | %.2f | %d |\n", r.clients, rp.CommandsPerSecond(),
-			ms(rp.All.P50), ms(rp.All.P99), ms(rp.ReadLatency.P50), ms(rp.ReadLatency.P99),
-			ratio(rp.CommandsPerSecond(), base.CommandsPerSecond()),
-			ratio(float64(rp.All.P50), float64(base.All.P50)), ratio(float64(rp.All.P99), float64(base.All.P99)), rp.UnexpectedTotal())
-	}
+	efficiencyGrid(vs).markdown(&b)
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Commit→read model, share of the samples within each bound:")
-	fmt.Fprintln(&b)
-	fmt.Fprint(&b, "| clients | samples |")
-	for _, bk := range buckets {
-		fmt.Fprintf(&b, " ≤%s |", bk)
-	}
-	fmt.Fprintln(&b, " max |")
-	fmt.Fprintln(&b, "|---:|---:|"+strings.Repeat("---:|", len(buckets)+1))
-	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %d |", r.clients, len(r.report.ReadSamples))
-		for _, s := range shares(r.report.ReadSamples) {
-			fmt.Fprintf(&b, " %.1f%% |", s)
+	if gs := goals(vs); len(gs) > 0 {
+		fmt.Fprintf(&b, "Goals of issue 18, for %s:\n\n", vs[len(vs)-1].name)
+		for _, g := range gs {
+			fmt.Fprintf(&b, "- %s %s: %s\n", map[bool]string{true: "met", false: "**missed**"}[g.ok], g.what, g.got)
 		}
-		fmt.Fprintf(&b, " %s |\n", ms(r.report.ReadLatency.Max))
+		fmt.Fprintln(&b)
 	}
-	for _, r := range results {
-		fmt.Fprintf(&b, "\n### %s\n\n```text\n%s```\n", clientsName(r.clients), r.table)
+	fmt.Fprintln(&b, "### CPU per command, by process (ms)")
+	fmt.Fprintln(&b)
+	cpuGrid(vs).markdown(&b)
+	if vs[0].idle != nil {
+		fmt.Fprintf(&b, "\n### Idle: share of a core over %s\n\n", *idleFlag)
+		idleGrid(vs).markdown(&b)
+		fmt.Fprintln(&b, "\nCassandra's operations per minute while idle:")
+		fmt.Fprintln(&b)
+		idleCountsGrid(vs).markdown(&b)
+	}
+	fmt.Fprintln(&b, "\n### Cassandra's operations per command")
+	fmt.Fprintln(&b)
+	countsGrid(vs).markdown(&b)
+
+	for _, v := range vs {
+		fmt.Fprintf(&b, "\n### %s\n\n", v.name)
+		fmt.Fprintln(&b, "| clients | commands/s | p50 | p99 | commit→read p50 | commit→read p99 | commands/s ×first | p50 ×first | p99 ×first | unexpected |")
+		fmt.Fprintln(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		base := v.runs[0].report
+		for _, r := range v.runs {
+			rp := r.report
+			fmt.Fprintf(&b, "| %d | %.1f | %s | %s | %s | %s | %.2f | %.2f | %.2f | %d |\n", r.clients, rp.CommandsPerSecond(),
+				ms(rp.All.P50), ms(rp.All.P99), ms(rp.ReadLatency.P50), ms(rp.ReadLatency.P99),
+				ratio(rp.CommandsPerSecond(), base.CommandsPerSecond()),
+				ratio(float64(rp.All.P50), float64(base.All.P50)), ratio(float64(rp.All.P99), float64(base.All.P99)), rp.UnexpectedTotal())
+		}
+		fmt.Fprintln(&b)
+		fmt.Fprintln(&b, "Commit→read model, share of the samples within each bound:")
+		fmt.Fprintln(&b)
+		fmt.Fprint(&b, "| clients | samples |")
+		for _, bk := range buckets {
+			fmt.Fprintf(&b, " ≤%s |", bk)
+		}
+		fmt.Fprintln(&b, " max |")
+		fmt.Fprintln(&b, "|---:|---:|"+strings.Repeat("---:|", len(buckets)+1))
+		for _, r := range v.runs {
+			fmt.Fprintf(&b, "| %d | %d |", r.clients, len(r.report.ReadSamples))
+			for _, s := range shares(r.report.ReadSamples) {
+				fmt.Fprintf(&b, " %.1f%% |", s)
+			}
+			fmt.Fprintf(&b, " %s |\n", ms(r.report.ReadLatency.Max))
+		}
+		for _, r := range v.runs {
+			fmt.Fprintf(&b, "\n<details><summary>%s, %s</summary>\n\n```text\n%s```\n\n</details>\n", v.name, clientsName(r.clients), r.table)
+		}
 	}
 	fmt.Fprintln(&b, endMarker)
 	return replaceSection(path, b.String())

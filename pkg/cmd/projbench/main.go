@@ -14,6 +14,13 @@
 // consumer of the topic and (b) the order_read_model row being written (the
 // projector's batch acknowledged: from then on a read sees it). (a) is
 // where the time goes before the projector; (b) − (a) is the projector's.
+//
+// Rebuild: each view rebuilt over the backlog's aggregates into a new
+// generation (the zero-downtime rebuild), against the rebuild before
+// generations (truncate the live tables and replay) as the baseline
+// (rebuild.go). -rebuild-only measures just that, without publishing the
+// backlog: `-rebuild-only -aggregates 100000 -commands 200000` for the
+// 100,000-aggregate row.
 package main
 
 import (
@@ -52,14 +59,16 @@ import (
 )
 
 var (
-	hosts      = flag.String("hosts", "127.0.0.1", "CQL hosts")
-	brokers    = flag.String("brokers", "127.0.0.1:9092", "Kafka brokers")
-	keyspace   = flag.String("keyspace", "orderstream_bench_proj", "keyspace (dropped, created and migrated)")
-	commands   = flag.Int("commands", 20_000, "commands in the backlog")
-	aggregates = flag.Int("aggregates", 10_000, "aggregates the backlog's commands go to")
-	partitions = flag.Int("partitions", 12, "partitions of the bench's topics")
-	rate       = flag.Int("rate", 100, "new orders per second in the latency phase")
-	duration   = flag.Duration("duration", 15*time.Second, "length of the latency phase")
+	hosts       = flag.String("hosts", "127.0.0.1", "CQL hosts")
+	brokers     = flag.String("brokers", "127.0.0.1:9092", "Kafka brokers")
+	keyspace    = flag.String("keyspace", "orderstream_bench_proj", "keyspace (dropped, created and migrated)")
+	commands    = flag.Int("commands", 20_000, "commands in the backlog")
+	aggregates  = flag.Int("aggregates", 10_000, "aggregates the backlog's commands go to")
+	partitions  = flag.Int("partitions", 12, "partitions of the bench's topics")
+	rate        = flag.Int("rate", 100, "new orders per second in the latency phase")
+	duration    = flag.Duration("duration", 15*time.Second, "length of the latency phase")
+	rebuild     = flag.Bool("rebuild", true, "measure each view's rebuild (new generation against truncate and replay)")
+	rebuildOnly = flag.Bool("rebuild-only", false, "measure only the rebuilds (no relay, projector throughput or latency phase)")
 )
 
 func main() {
@@ -112,6 +121,14 @@ func run() error {
 	if _, err := loadgen.Run(ctx, loadgen.Config{Commands: *commands, Aggregates: *aggregates, Workers: 32, Seed: 1}, orders, customers); err != nil {
 		return err
 	}
+	if *rebuildOnly {
+		rb, err := rebuilds(ctx, b)
+		if err != nil {
+			return err
+		}
+		printRebuilds(rb)
+		return nil
+	}
 	counts, err := b.countEvents(ctx)
 	if err != nil {
 		return err
@@ -149,7 +166,17 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var rb []rebuildRow
+	if *rebuild {
+		if rb, err = rebuilds(ctx, b); err != nil {
+			return err
+		}
+	}
 	print(rows, lat)
+	if len(rb) > 0 {
+		fmt.Println()
+		printRebuilds(rb)
+	}
 	return nil
 }
 

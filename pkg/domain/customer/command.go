@@ -45,6 +45,11 @@
 //     no-op; with another reason: rejected (customer.already_deactivated).
 //   - Anything else on a DEACTIVATED customer: rejected
 //     (customer.deactivated).
+//   - ForgetCustomer: allowed in every status; on a forgotten customer a
+//     no-op, so a retried forget finishes the job instead of failing.
+//   - Anything else on a forgotten customer, RegisterCustomer of its id
+//     included: rejected (customer.forgotten, CodeForgotten), before any
+//     other check but existence. The HTTP layer answers 410 Gone.
 package customer
 
 import (
@@ -139,6 +144,11 @@ type DeactivateCustomer struct {
 	Reason string
 }
 
+// ForgetCustomer forgets a customer (GDPR art. 17): it records
+// CustomerForgotten, whatever the customer's status. The caller destroys
+// the customer's data key after the event is committed.
+type ForgetCustomer struct{}
+
 // CommandType implements domain.Command.
 func (RegisterCustomer) CommandType() string { return "RegisterCustomer" }
 
@@ -172,6 +182,9 @@ func (ReactivateCustomer) CommandType() string { return "ReactivateCustomer" }
 // CommandType implements domain.Command.
 func (DeactivateCustomer) CommandType() string { return "DeactivateCustomer" }
 
+// CommandType implements domain.Command.
+func (ForgetCustomer) CommandType() string { return "ForgetCustomer" }
+
 func (RegisterCustomer) customerCommand()   {}
 func (UpdateProfile) customerCommand()      {}
 func (ChangeEmail) customerCommand()        {}
@@ -183,3 +196,4 @@ func (UpgradeTier) customerCommand()        {}
 func (SuspendCustomer) customerCommand()    {}
 func (ReactivateCustomer) customerCommand() {}
 func (DeactivateCustomer) customerCommand() {}
+func (ForgetCustomer) customerCommand()     {}

@@ -25,12 +25,18 @@ func Decide(s State, cmd Command) ([]Event, error) {
 	switch cmd.(type) {
 	case RegisterCustomer:
 	case UpdateProfile, ChangeEmail, ChangePhone, AddAddress, UpdateAddress, RemoveAddress,
-		UpgradeTier, SuspendCustomer, ReactivateCustomer, DeactivateCustomer:
+		UpgradeTier, SuspendCustomer, ReactivateCustomer, DeactivateCustomer, ForgetCustomer:
 		if !s.Exists() {
 			return nil, domain.NewNotFoundError("customer.not_found", "", "the customer does not exist")
 		}
 	default:
 		return nil, unsupported(cmd)
+	}
+	if s.Forgotten {
+		if _, ok := cmd.(ForgetCustomer); ok {
+			return nil, nil
+		}
+		return nil, Forgotten()
 	}
 	switch c := cmd.(type) {
 	case RegisterCustomer:
@@ -55,9 +61,25 @@ func Decide(s State, cmd Command) ([]Event, error) {
 		return reactivate(s)
 	case DeactivateCustomer:
 		return deactivate(s, c)
+	case ForgetCustomer:
+		return []Event{CustomerForgotten{}}, nil
 	}
 	return nil, unsupported(cmd)
 }
+
+// CodeForgotten is the code of the refusal of every command to a
+// forgotten customer.
+const CodeForgotten = "customer.forgotten"
+
+// Forgotten is the refusal of a command to a forgotten customer: a
+// *domain.ConflictError with CodeForgotten, which the HTTP layer answers
+// 410 Gone (the customer existed and will not come back).
+func Forgotten() error {
+	return domain.NewConflictError(CodeForgotten, "the customer asked to be forgotten; nothing can be changed or recorded about them any more")
+}
+
+// IsForgotten reports whether err is or wraps the refusal Forgotten.
+func IsForgotten(err error) bool { return domain.CodeOf(err) == CodeForgotten }
 
 // unsupported reports a nil or pointer command: a programming error, so it
 // is not a domain error and the HTTP layer answers 500.

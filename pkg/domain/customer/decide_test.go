@@ -250,3 +250,42 @@ func TestCommandTypes(t *testing.T) {
 	}
 	require.Equal(t, "customer", customer.AggregateType)
 }
+
+// TestForget: a forget is allowed in every status and recorded once; a
+// forgotten customer holds no personal data and refuses every other
+// command, a re-registration of its id included.
+func TestForget(t *testing.T) {
+	h := newHistory(t)
+	_, err := customer.Decide(customer.State{}, customer.ForgetCustomer{})
+	requireErr(t, err, notFoundErr, "customer.not_found")
+
+	for name, history := range map[string][]customer.Event{"active": h.active, "suspended": h.suspended, "deactivated": h.deactivated} {
+		t.Run(name, func(t *testing.T) {
+			s := customer.Fold(history)
+			events, err := customer.Decide(s, customer.ForgetCustomer{})
+			require.NoError(t, err)
+			require.Equal(t, []customer.Event{customer.CustomerForgotten{}}, events)
+			forgotten := customer.ApplyAll(s, events)
+			require.Equal(t, customer.State{ID: customerID, Tier: s.Tier, Status: s.Status, StatusReason: s.StatusReason,
+				Forgotten: true, Version: s.Version + 1}, forgotten)
+
+			again, err := customer.Decide(forgotten, customer.ForgetCustomer{})
+			require.NoError(t, err, "a retried forget is a no-op")
+			require.Empty(t, again)
+
+			for _, cmd := range []customer.Command{
+				customer.RegisterCustomer{CustomerID: customerID, Name: "Ann Lee", Email: email(t, "ann@example.com")},
+				customer.UpdateProfile{Name: "Ann"}, customer.ChangeEmail{Email: email(t, "a@b.org")},
+				customer.ChangePhone{}, customer.AddAddress{AddressID: workID, Address: address(t, "x")},
+				customer.UpdateAddress{AddressID: homeID, Address: address(t, "x")}, customer.RemoveAddress{AddressID: homeID},
+				customer.UpgradeTier{Tier: value.CustomerTierPlatinum}, customer.SuspendCustomer{Reason: "r"},
+				customer.ReactivateCustomer{}, customer.DeactivateCustomer{Reason: "r"},
+			} {
+				events, err := customer.Decide(forgotten, cmd)
+				requireErr(t, err, conflictErr, customer.CodeForgotten)
+				require.True(t, customer.IsForgotten(err))
+				require.Nil(t, events, "%T", cmd)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ const (
 	EventCustomerSuspended      = "CustomerSuspended"
 	EventCustomerReactivated    = "CustomerReactivated"
 	EventCustomerDeactivated    = "CustomerDeactivated"
+	EventCustomerForgotten      = "CustomerForgotten"
 )
 
 // EventTypes returns every customer event type name, for registries that
@@ -28,7 +29,7 @@ func EventTypes() []string {
 		EventCustomerRegistered, EventCustomerProfileUpdated, EventCustomerEmailChanged,
 		EventCustomerPhoneChanged, EventCustomerAddressAdded, EventCustomerAddressUpdated,
 		EventCustomerAddressRemoved, EventCustomerTierUpgraded, EventCustomerSuspended,
-		EventCustomerReactivated, EventCustomerDeactivated,
+		EventCustomerReactivated, EventCustomerDeactivated, EventCustomerForgotten,
 	}
 }
 
@@ -109,6 +110,13 @@ type CustomerDeactivated struct {
 	Reason string
 }
 
+// CustomerForgotten records that the customer asked to be forgotten (GDPR
+// art. 17) and their data key was destroyed: their personal fields are
+// gone from the state and read redacted in every earlier event. It carries
+// no personal data (not even who asked: that is in the audit log). It is
+// final: every later command to the customer is refused.
+type CustomerForgotten struct{}
+
 // EventType implements domain.Event.
 func (CustomerRegistered) EventType() string { return EventCustomerRegistered }
 
@@ -142,6 +150,9 @@ func (CustomerReactivated) EventType() string { return EventCustomerReactivated 
 // EventType implements domain.Event.
 func (CustomerDeactivated) EventType() string { return EventCustomerDeactivated }
 
+// EventType implements domain.Event.
+func (CustomerForgotten) EventType() string { return EventCustomerForgotten }
+
 func (CustomerRegistered) customerEvent()     {}
 func (CustomerProfileUpdated) customerEvent() {}
 func (CustomerEmailChanged) customerEvent()   {}
@@ -153,3 +164,4 @@ func (CustomerTierUpgraded) customerEvent()   {}
 func (CustomerSuspended) customerEvent()      {}
 func (CustomerReactivated) customerEvent()    {}
 func (CustomerDeactivated) customerEvent()    {}
+func (CustomerForgotten) customerEvent()      {}

@@ -80,9 +80,12 @@ func (g commandGen) next() customer.Command {
 	case 10:
 		return customer.ReactivateCustomer{}
 	default:
-		// Rare, because it ends the run's interesting part.
-		if r.IntN(4) == 0 {
+		// Rare, because they end the run's interesting part.
+		switch r.IntN(12) {
+		case 0, 1, 2:
 			return customer.DeactivateCustomer{Reason: pick(r, "closed", "fraud", "")}
+		case 3:
+			return customer.ForgetCustomer{}
 		}
 		return customer.ReactivateCustomer{}
 	}
@@ -97,7 +100,8 @@ func (g commandGen) next() customer.Command {
 //   - the state survives its JSON encoding, the snapshot shape (events
 //     are stored as protojson by pkg/eventcodec, which has its own tests);
 //   - the customer's invariants hold: at most 20 addresses with unique ids,
-//     tiers never go down, and DEACTIVATED is final.
+//     tiers never go down, DEACTIVATED is final but for a forget, and a
+//     forgotten customer is final and holds no personal data.
 //
 // Refused commands must be domain errors with a code and change nothing.
 func TestDecideApplyProperties(t *testing.T) {
@@ -150,7 +154,14 @@ func TestDecideApplyProperties(t *testing.T) {
 			require.True(t, next.Status.IsValid())
 			require.True(t, next.Tier.IsValid())
 			require.False(t, next.Tier.Less(s.Tier), "tiers never go down")
-			require.False(t, s.Status == value.CustomerStatusDeactivated, "nothing happens after deactivation")
+			require.False(t, s.Forgotten, "nothing happens after a forget")
+			if next.Forgotten {
+				require.Equal(t, customer.State{ID: s.ID, Tier: s.Tier, Status: s.Status, StatusReason: s.StatusReason,
+					Forgotten: true, Version: next.Version}, next, "a forgotten customer holds no personal data")
+				s = next
+				continue
+			}
+			require.False(t, s.Status == value.CustomerStatusDeactivated, "nothing but a forget happens after deactivation")
 			require.False(t, next.Email.IsZero())
 			require.NotEmpty(t, next.Name)
 			require.LessOrEqual(t, len(next.Addresses), customer.MaxAddresses)

@@ -27,6 +27,10 @@ type State struct {
 	// StatusReason is why the customer is SUSPENDED or DEACTIVATED, and
 	// empty while ACTIVE.
 	StatusReason string `json:"status_reason,omitempty"`
+	// Forgotten is set by CustomerForgotten: the personal fields (name,
+	// email, phone, addresses) are empty from then on, and every command
+	// is refused. Status, tier and StatusReason stay.
+	Forgotten bool `json:"forgotten,omitempty"`
 	// Version is the number of events applied, which is the sequence
 	// number of the last one in the event store.
 	Version int64 `json:"version"`
@@ -102,6 +106,9 @@ func Apply(s State, e Event) State {
 	case CustomerDeactivated:
 		s.Status = value.CustomerStatusDeactivated
 		s.StatusReason = e.Reason
+	case CustomerForgotten:
+		s.Forgotten = true
+		s.Name, s.Email, s.Phone, s.Addresses = "", value.Email{}, value.PhoneNumber{}, nil
 	}
 	s.Version++
 	return s

@@ -133,6 +133,7 @@ func allEventKinds(t testing.TB) []customer.Event {
 		customer.CustomerAddressUpdated{AddressID: homeID, Address: address(t, "Moved 1")},
 		customer.CustomerAddressRemoved{AddressID: homeID},
 		customer.CustomerDeactivated{Reason: "closed"},
+		customer.CustomerForgotten{},
 	)
 }
 
@@ -200,7 +201,7 @@ func TestEventTypeNames(t *testing.T) {
 		customer.CustomerRegistered{}, customer.CustomerProfileUpdated{}, customer.CustomerEmailChanged{},
 		customer.CustomerPhoneChanged{}, customer.CustomerAddressAdded{}, customer.CustomerAddressUpdated{},
 		customer.CustomerAddressRemoved{}, customer.CustomerTierUpgraded{}, customer.CustomerSuspended{},
-		customer.CustomerReactivated{}, customer.CustomerDeactivated{},
+		customer.CustomerReactivated{}, customer.CustomerDeactivated{}, customer.CustomerForgotten{},
 	}
 	names := make([]string, len(events))
 	for i, e := range events {
@@ -209,7 +210,7 @@ func TestEventTypeNames(t *testing.T) {
 	require.Equal(t, []string{
 		"CustomerRegistered", "CustomerProfileUpdated", "CustomerEmailChanged", "CustomerPhoneChanged",
 		"CustomerAddressAdded", "CustomerAddressUpdated", "CustomerAddressRemoved", "CustomerTierUpgraded",
-		"CustomerSuspended", "CustomerReactivated", "CustomerDeactivated",
+		"CustomerSuspended", "CustomerReactivated", "CustomerDeactivated", "CustomerForgotten",
 	}, names)
 	require.Equal(t, names, customer.EventTypes())
 }

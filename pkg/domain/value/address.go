@@ -137,7 +137,9 @@ func (a Address) MarshalJSON() ([]byte, error) {
 	return json.Marshal(a.Fields())
 }
 
-// UnmarshalJSON decodes and validates what MarshalJSON produced.
+// UnmarshalJSON decodes and validates what MarshalJSON produced; an
+// address with opaque fields (sealed or redacted, see IsOpaque) is kept as
+// it is.
 func (a *Address) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
 		*a = Address{}
@@ -146,6 +148,10 @@ func (a *Address) UnmarshalJSON(b []byte) error {
 	var f AddressFields
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("decoding address: %w", err)
+	}
+	if v, ok := OpaqueAddress(f); ok {
+		*a = v
+		return nil
 	}
 	v, err := NewAddress(f)
 	if err != nil {

@@ -97,10 +97,14 @@ func (e Email) Domain() string {
 func (e Email) MarshalText() ([]byte, error) { return []byte(e.addr), nil }
 
 // UnmarshalText decodes and validates an address; empty text is the zero
-// value.
+// value, opaque text (sealed or redacted, see IsOpaque) is kept as it is.
 func (e *Email) UnmarshalText(b []byte) error {
 	if len(b) == 0 {
 		*e = Email{}
+		return nil
+	}
+	if v, ok := OpaqueEmail(string(b)); ok {
+		*e = v
 		return nil
 	}
 	v, err := NewEmail(string(b))

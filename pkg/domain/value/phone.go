@@ -67,10 +67,15 @@ func (p PhoneNumber) IsZero() bool { return p.e164 == "" }
 func (p PhoneNumber) MarshalText() ([]byte, error) { return []byte(p.e164), nil }
 
 // UnmarshalText decodes and validates a number; empty text is the zero
-// value, which is how an absent optional phone is stored.
+// value, which is how an absent optional phone is stored; opaque text
+// (sealed or redacted, see IsOpaque) is kept as it is.
 func (p *PhoneNumber) UnmarshalText(b []byte) error {
 	if len(b) == 0 {
 		*p = PhoneNumber{}
+		return nil
+	}
+	if v, ok := OpaquePhoneNumber(string(b)); ok {
+		*p = v
 		return nil
 	}
 	v, err := NewPhoneNumber(string(b))

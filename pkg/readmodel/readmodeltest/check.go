@@ -23,6 +23,8 @@ import (
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/personal"
+	"github.com/orderstream/orderstream/pkg/projector"
 	"github.com/orderstream/orderstream/pkg/readmodel"
 )
 
@@ -100,8 +102,24 @@ func Check(ctx context.Context, session *gocql.Session, store EventStore) (Repor
 }
 
 // CheckTables compares the named read-model tables (readmodel.Tables) with
-// the event store.
+// the event store, each in its view's active generation
+// (projector.ReadGenerations); the report names them by their generation
+// 1 names.
 func CheckTables(ctx context.Context, session *gocql.Session, store EventStore, tables ...string) (Report, error) {
+	gens, err := projector.ReadGenerations(ctx, session)
+	if err != nil {
+		return Report{}, err
+	}
+	active := func(base string) string {
+		for _, v := range viewsOfTables {
+			if v.table == base {
+				if g, ok := gens[v.view]; ok {
+					return projector.TableName(base, g.Active)
+				}
+			}
+		}
+		return base
+	}
 	want := map[string]bool{}
 	for _, t := range tables {
 		if !slices.Contains(readmodel.Tables(), t) {
@@ -117,9 +135,9 @@ func CheckTables(ctx context.Context, session *gocql.Session, store EventStore, 
 		return Report{}, err
 	}
 	rep.Tables = map[string]TableCounts{}
-	checks := map[string]func(table string) error{
+	checks := map[string]func(table string) error{ // table: the generation 1 name
 		readmodel.OrderReadModelTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table,
+			return checkTable(ctx, session, &rep, table, active(table),
 				`order_id, customer_id, items, status, created_at, updated_at, version, is_deleted, deleted_at, `+
 					`carrier, tracking_number, shipped_at, delivered_at, delivery_signature, cancel_reason, cancelled_by, item_count, totals`,
 				func(r *readmodel.OrderRow) []any {
@@ -129,19 +147,19 @@ func CheckTables(ctx context.Context, session *gocql.Session, store EventStore, 
 				func(r readmodel.OrderRow) string { return r.OrderID.String() }, exp.orders)
 		},
 		readmodel.OrdersByCustomerTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table, `customer_id, created_at, order_id, status, version, item_count, totals, updated_at`,
+			return checkTable(ctx, session, &rep, table, active(table), `customer_id, created_at, order_id, status, version, item_count, totals, updated_at`,
 				func(r *readmodel.CustomerOrderRow) []any {
 					return []any{&r.CustomerID, &r.CreatedAt, &r.OrderID, &r.Status, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 				}, customerOrderKey, exp.byCustomer)
 		},
 		readmodel.OrdersByStatusTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table, `status, created_at, order_id, customer_id, version, item_count, totals, updated_at`,
+			return checkTable(ctx, session, &rep, table, active(table), `status, created_at, order_id, customer_id, version, item_count, totals, updated_at`,
 				func(r *readmodel.StatusOrderRow) []any {
 					return []any{&r.Status, &r.CreatedAt, &r.OrderID, &r.CustomerID, &r.Version, &r.ItemCount, &r.Totals, &r.UpdatedAt}
 				}, statusOrderKey, exp.byStatus)
 		},
 		readmodel.CustomerReadModelTable: func(table string) error {
-			return checkTable(ctx, session, &rep, table,
+			return checkTable(ctx, session, &rep, table, active(table),
 				`customer_id, name, email, phone, addresses, tier, status, version, created_at, updated_at`,
 				func(r *readmodel.CustomerRow) []any {
 					return []any{&r.CustomerID, &r.Name, &r.Email, &r.Phone, &r.Addresses, &r.Tier, &r.Status, &r.Version, &r.CreatedAt, &r.UpdatedAt}
@@ -334,11 +352,16 @@ func expectOrder(exp *expected, id gocql.UUID, h history[order.Event]) error {
 
 func expectCustomer(exp *expected, id gocql.UUID, h history[customer.Event]) error {
 	s := customer.ApplyAll(customer.State{}, h.events)
+	name, email, phone := s.Name, s.Email.String(), s.Phone.String()
+	if s.Forgotten {
+		// The view scrubs a forgotten customer's row to the marker.
+		name, email, phone = personal.Redacted, personal.Redacted, personal.Redacted
+	}
 	row := readmodel.CustomerRow{
 		CustomerID: id,
-		Name:       s.Name,
-		Email:      s.Email.String(),
-		Phone:      s.Phone.String(),
+		Name:       name,
+		Email:      email,
+		Phone:      phone,
 		Tier:       s.Tier.String(),
 		Status:     s.Status.String(),
 		Version:    h.lastSeq,
@@ -377,11 +400,20 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
-// checkTable reads the columns of a whole table, rows keyed by key, and
-// records in rep how they differ from want.
-func checkTable[R any](ctx context.Context, session *gocql.Session, rep *Report, table, columns string,
+// viewsOfTables names the view that owns each read-model table.
+var viewsOfTables = []struct{ view, table string }{
+	{"order-read-model", readmodel.OrderReadModelTable},
+	{"orders-by-customer", readmodel.OrdersByCustomerTable},
+	{"orders-by-status", readmodel.OrdersByStatusTable},
+	{"customer-read-model", readmodel.CustomerReadModelTable},
+}
+
+// checkTable reads the columns of a whole table (named stored in its
+// active generation), rows keyed by key, and records in rep how they
+// differ from want.
+func checkTable[R any](ctx context.Context, session *gocql.Session, rep *Report, table, stored, columns string,
 	dest func(*R) []any, key func(R) string, want map[string]R) error {
-	got, err := scanTable(ctx, session, `SELECT `+columns+` FROM `+table, dest, key)
+	got, err := scanTable(ctx, session, `SELECT `+columns+` FROM `+stored, dest, key)
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,7 @@ type Source struct {
 	logger zerolog.Logger
 	hints  *prometheus.CounterVec
 	age    prometheus.Histogram
+	errs   prometheus.Counter
 
 	mu         sync.Mutex
 	seen       map[gocql.UUID]time.Time // when a hint last announced each aggregate
@@ -118,12 +119,14 @@ func New(group Group, topic string, logger zerolog.Logger, reg prometheus.Regist
 			Help: "Commit hints read, by outcome: notified (the publisher was told), coalesced (folded into a notification in flight), invalid (not a hint)."}, []string{"outcome"}),
 		age: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "hint_age_seconds",
 			Help: "Time from a hint's send (its record timestamp) to its read by the relay.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+		errs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "hint_read_errors_total",
+			Help: "Sessions of the hint reader that failed (the broker away or refusing); it joins again after a backoff while the scan publishes."}),
 	}
 	for _, o := range []string{outcomeNotified, outcomeCoalesced, outcomeInvalid} {
 		s.hints.WithLabelValues(o)
 	}
 	if reg != nil {
-		cs := []prometheus.Collector{s.hints, s.age}
+		cs := []prometheus.Collector{s.hints, s.age, s.errs}
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
 				for _, done := range cs[:i] {
@@ -166,8 +169,10 @@ func (s *Source) saw(id gocql.UUID) {
 }
 
 // Run reads hints and notifies until ctx is done (it then returns nil). A
-// failure of the consumer group ends it with an error; its supervisor
-// restarts it.
+// failure of the consumer group (the broker away or refusing) is counted,
+// logged and retried after a backoff, never returned: hints are best effort,
+// the scan publishes meanwhile, and a broker outage must not spend the
+// worker's restart budget and stop the relay.
 func (s *Source) Run(ctx context.Context, notify Notify) error {
 	ctx, cancel := context.WithCancel(ctx)
 	t := &tracker{ctx: ctx, inflight: map[gocql.UUID]*entry{}, notify: notify, hints: s.hints}
@@ -180,6 +185,7 @@ func (s *Source) Run(ctx context.Context, notify Notify) error {
 	// Sessions that end at once (a group rebalancing over and over) are
 	// joined again after a backoff, not in a busy loop.
 	bo := backoff.Policy{Initial: 100 * time.Millisecond, Max: 5 * time.Second}.Start()
+	failures := 0 // in a row
 	for {
 		began := time.Now()
 		err := s.group.Consume(ctx, []string{s.topic}, h)
@@ -187,7 +193,21 @@ func (s *Source) Run(ctx context.Context, notify Notify) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("consuming %s: %w", s.topic, err)
+			s.errs.Inc()
+			failures++
+			// Logged at the 1st, 2nd, 4th, 8th … failure in a row: an
+			// outage of minutes leaves a few lines, not one per attempt.
+			if failures&(failures-1) == 0 {
+				s.logger.Warn().Err(err).Int("failures", failures).Str("topic", s.topic).Msg("reading commit hints failed; retrying (the scan publishes meanwhile)")
+			}
+			if bo.Wait(ctx) != nil {
+				return nil
+			}
+			continue
+		}
+		if failures > 0 {
+			s.logger.Info().Int("failures", failures).Str("topic", s.topic).Msg("reading commit hints again")
+			failures = 0
 		}
 		// A rebalance ended the session: join again.
 		if time.Since(began) > time.Second {

@@ -273,3 +273,64 @@ func TestConfigAndNewChecks(t *testing.T) {
 	_, err = hintsource.New(recordtest.NewBroker(1).ConsumerGroup("g"), hintTopic, zerolog.Nop(), reg)
 	require.Error(t, err, "a second source on one registry")
 }
+
+// failingGroup fails its first sessions, as a group does while the broker
+// is away, then consumes through the in-memory group.
+type failingGroup struct {
+	hintsource.Group
+	mu    sync.Mutex
+	fails int
+}
+
+func (g *failingGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
+	g.mu.Lock()
+	if g.fails > 0 {
+		g.fails--
+		g.mu.Unlock()
+		return sarama.ErrOutOfBrokers
+	}
+	g.mu.Unlock()
+	return g.Group.Consume(ctx, topics, h)
+}
+
+// A broker that is away fails the hint reader's sessions: the source
+// counts them and joins again after a backoff instead of ending (which
+// would spend its worker's restart budget and stop the relay), and reads
+// hints once the broker is back.
+func TestBrokerOutageIsRiddenOut(t *testing.T) {
+	broker := recordtest.NewBroker(1)
+	group := &failingGroup{Group: broker.ConsumerGroup("relay-hints"), fails: 3}
+	reg := prometheus.NewRegistry()
+	src, err := hintsource.New(group, hintTopic, zerolog.Nop(), reg)
+	require.NoError(t, err)
+	notified := make(chan gocql.UUID, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- src.Run(ctx, func(_ context.Context, id gocql.UUID, finished func()) error {
+			notified <- id
+			finished()
+			return nil
+		})
+	}()
+	require.Eventually(t, func() bool { return value(t, reg, "orderstream_relay_hint_read_errors_total", "") == 3 }, 10*time.Second, time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Run ended on a broker outage: %v", err)
+	default:
+	}
+	// Back: a hint sent now (the group starts at the newest) is read.
+	id := gocql.TimeUUID()
+	require.Eventually(t, func() bool {
+		_, _, err := broker.Producer().SendMessage(record.EncodeHint(hintTopic, record.Hint{AggregateID: id, Version: 1}))
+		require.NoError(t, err)
+		select {
+		case got := <-notified:
+			return got == id
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	}, 10*time.Second, time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+}

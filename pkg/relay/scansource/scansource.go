@@ -23,7 +23,12 @@
 // read a hint for it since shortly before the read began (Hinted), so that
 // under load the commits whose hints are on their way, which every read
 // finds, do not keep the loop fast. An idle relay then reads the database
-// about once per IdleMaxInterval instead of every few milliseconds.
+// about once per IdleMaxInterval instead of every few milliseconds. The
+// reconcile beside the reads of recent commits (the net under that net)
+// backs off the same way with hints, from ReconcileEvery up to
+// ReconcileMaxEvery: a full scan reads every partition of event_store, so
+// an idle relay that scanned every few seconds would cost the database a
+// steady share of a core on a large store.
 package scansource
 
 import (
@@ -48,18 +53,20 @@ import (
 // Config tunes the scans. The relay's configuration embeds it, so its keys
 // are relay.scan_interval, relay.scan_ranges, ….
 type Config struct {
-	ScanInterval    time.Duration `mapstructure:"scan_interval" help:"pause between two full scans of the static columns when there is no index on updated_at (ScyllaDB, or a Cassandra without SAI)"`
-	RecentInterval  time.Duration `mapstructure:"recent_interval" help:"pause between two reads of the recently committed aggregates (the index on updated_at, Apache Cassandra 5)"`
-	RecentLookback  time.Duration `mapstructure:"recent_lookback" help:"how far before the previous read of recent commits the next one looks (covers commit latency and clock skew between command-service hosts and the relay)"`
-	ReconcileEvery  time.Duration `mapstructure:"reconcile_every" help:"full scan interval while recent commits are read through the index: the reconcile that catches whatever the recent reads missed"`
-	ScanRanges      int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
-	ScanParallelism int           `mapstructure:"scan_parallelism" help:"token ranges read at once during a scan"`
-	IdleMaxInterval time.Duration `mapstructure:"idle_max_interval" help:"with commit hints on (hints.enabled), the longest pause the reads of recent commits (or the full scans, without the index) back off to while they find nothing unpublished that no hint announced; such a find (a lost hint) brings the pause back to recent_interval (scan_interval)"`
+	ScanInterval      time.Duration `mapstructure:"scan_interval" help:"pause between two full scans of the static columns when there is no index on updated_at (ScyllaDB, or a Cassandra without SAI)"`
+	RecentInterval    time.Duration `mapstructure:"recent_interval" help:"pause between two reads of the recently committed aggregates (the index on updated_at, Apache Cassandra 5)"`
+	RecentLookback    time.Duration `mapstructure:"recent_lookback" help:"how far before the previous read of recent commits the next one looks (covers commit latency and clock skew between command-service hosts and the relay)"`
+	ReconcileEvery    time.Duration `mapstructure:"reconcile_every" help:"full scan interval while recent commits are read through the index (or, with hints, while the CDC source notifies): the reconcile that catches whatever they missed"`
+	ScanRanges        int           `mapstructure:"scan_ranges" help:"token ranges one scan is split into"`
+	ScanParallelism   int           `mapstructure:"scan_parallelism" help:"token ranges read at once during a scan"`
+	IdleMaxInterval   time.Duration `mapstructure:"idle_max_interval" help:"with commit hints on (hints.enabled), the longest pause the reads of recent commits (or the full scans, without the index) back off to while they find nothing unpublished that no hint announced; such a find (a lost hint) brings the pause back to recent_interval (scan_interval)"`
+	ReconcileMaxEvery time.Duration `mapstructure:"reconcile_max_every" help:"with commit hints on (hints.enabled), the longest pause the reconcile's full scans (beside the reads of recent commits through the index, or beside the CDC source) back off to while they find nothing unpublished that no hint announced; such a find brings the pause back to reconcile_every"`
 }
 
 // DefaultConfig favours latency on a small cluster.
 func DefaultConfig() Config {
-	return Config{ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 500 * time.Millisecond, ReconcileEvery: 5 * time.Second, ScanRanges: 16, ScanParallelism: 4, IdleMaxInterval: time.Second}
+	return Config{ScanInterval: 50 * time.Millisecond, RecentInterval: 10 * time.Millisecond, RecentLookback: 500 * time.Millisecond, ReconcileEvery: 5 * time.Second,
+		ScanRanges: 16, ScanParallelism: 4, IdleMaxInterval: time.Second, ReconcileMaxEvery: time.Minute}
 }
 
 // Validate checks every key.
@@ -77,6 +84,7 @@ func (c Config) Validate() error {
 	check(c.ScanRanges >= 1 && c.ScanRanges <= 4096, "scan_ranges", "must be 1..4096, got %d", c.ScanRanges)
 	check(c.ScanParallelism >= 1 && c.ScanParallelism <= 256, "scan_parallelism", "must be 1..256, got %d", c.ScanParallelism)
 	check(c.IdleMaxInterval > 0, "idle_max_interval", "must be positive, got %s", c.IdleMaxInterval)
+	check(c.ReconcileMaxEvery > 0, "reconcile_max_every", "must be positive, got %s", c.ReconcileMaxEvery)
 	return errors.Join(errs...)
 }
 
@@ -119,8 +127,11 @@ type Source struct {
 	m      sourceMetrics
 	hints  bool
 	hinted Hinted
-	// onPause, in tests, sees every pause of the fast loop.
-	onPause func(time.Duration)
+	// reconcileOnly: another source learns of every commit (ReconcileOnly).
+	reconcileOnly bool
+	// onPause and onReconcilePause, in tests, see every pause of the fast
+	// loop and of the reconcile.
+	onPause, onReconcilePause func(time.Duration)
 }
 
 // Option tunes a Source.
@@ -139,6 +150,17 @@ func WithHints(hinted Hinted) Option {
 	return func(s *Source) { s.hints, s.hinted = true, hinted }
 }
 
+// ReconcileOnly tells the source that another source (the CDC log) learns
+// of every commit, so that without the index on updated_at its full scans
+// are only the reconcile: they run every ReconcileEvery (backing off to
+// ReconcileMaxEvery with hints) instead of every ScanInterval (backing off
+// to IdleMaxInterval). cdc-relay sets it with the CDC source and hints
+// both on: a lost hint is then caught by the CDC log within its confidence
+// window, and an idle relay does not scan all of event_store every second.
+func ReconcileOnly() Option {
+	return func(s *Source) { s.reconcileOnly = true }
+}
+
 type sourceMetrics struct {
 	lag         prometheus.Gauge
 	scans       prometheus.Counter
@@ -147,6 +169,7 @@ type sourceMetrics struct {
 	recentDur   prometheus.Histogram
 	pause       prometheus.Gauge
 	finds       prometheus.Counter
+	reconcile   prometheus.Gauge
 }
 
 // New builds a scan source and registers its metrics (the relay's scan
@@ -174,9 +197,11 @@ func New(cfg Config, store Store, hooks Hooks, logger zerolog.Logger, reg promet
 			Help: "Pause before the next read of recent commits (or full scan, without the index); with commit hints it grows while reads find nothing."}),
 		finds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "poll_finds_total",
 			Help: "Reads of recent commits (or full scans, without the index) that found unpublished aggregates no commit hint had announced (with hints on: hints lost; every find without them)."}),
+		reconcile: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: metrics.Namespace, Subsystem: "relay", Name: "reconcile_pause_seconds",
+			Help: "Pause before the next reconcile (the full scan beside the reads of recent commits); with commit hints it grows while scans find nothing."}),
 	}
 	if reg != nil {
-		cs := []prometheus.Collector{m.lag, m.scans, m.scanDur, m.recentScans, m.recentDur, m.pause, m.finds}
+		cs := []prometheus.Collector{m.lag, m.scans, m.scanDur, m.recentScans, m.recentDur, m.pause, m.finds, m.reconcile}
 		for i, c := range cs {
 			if err := reg.Register(c); err != nil {
 				for _, done := range cs[:i] {
@@ -198,15 +223,21 @@ func New(cfg Config, store Store, hooks Hooks, logger zerolog.Logger, reg promet
 func (s *Source) Run(ctx context.Context, notify Notify) error {
 	if err := s.store.CheckRecent(ctx); err != nil {
 		s.logger.Debug().Err(err).Msg("the recent-commits query is not available")
+		if s.reconcileOnly {
+			s.logger.Info().Dur("reconcile_every", s.cfg.ReconcileEvery).Bool("hints", s.hints).Dur("reconcile_max_every", s.cfg.ReconcileMaxEvery).
+				Msg("no index on event_store.updated_at, and another source learns of every commit: full scans reconcile")
+			return s.loop(ctx, notify, s.reconcilePause(), s.fullScan)
+		}
 		s.logger.Info().Dur("scan_interval", s.cfg.ScanInterval).Bool("hints", s.hints).Dur("idle_max_interval", s.cfg.IdleMaxInterval).Msg("no index on event_store.updated_at: full scans only")
-		return s.loop(ctx, notify, s.fastPause(s.cfg.ScanInterval), true, s.fullScan)
+		return s.loop(ctx, notify, s.fastPause(s.cfg.ScanInterval), s.fullScan)
 	}
-	s.logger.Info().Dur("recent_interval", s.cfg.RecentInterval).Dur("reconcile_every", s.cfg.ReconcileEvery).Bool("hints", s.hints).Dur("idle_max_interval", s.cfg.IdleMaxInterval).Msg("reading recent commits through the index on updated_at; full scans reconcile")
+	s.logger.Info().Dur("recent_interval", s.cfg.RecentInterval).Dur("reconcile_every", s.cfg.ReconcileEvery).Bool("hints", s.hints).
+		Dur("idle_max_interval", s.cfg.IdleMaxInterval).Dur("reconcile_max_every", s.cfg.ReconcileMaxEvery).Msg("reading recent commits through the index on updated_at; full scans reconcile")
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.loop(gctx, notify, fixedPause(s.cfg.ReconcileEvery), false, s.fullScan) })
+	g.Go(func() error { return s.loop(gctx, notify, s.reconcilePause(), s.fullScan) })
 	g.Go(func() error {
 		since := time.Now().Add(-s.cfg.RecentLookback)
-		return s.loop(gctx, notify, s.fastPause(s.cfg.RecentInterval), true, func(ctx context.Context, found func(gocql.UUID)) error {
+		return s.loop(gctx, notify, s.fastPause(s.cfg.RecentInterval), func(ctx context.Context, found func(gocql.UUID)) error {
 			start := time.Now()
 			if _, err := collect(found, func(fn func(eventstore.Head) error) error {
 				return s.store.RecentHeads(ctx, since.Add(-s.cfg.RecentLookback), fn)
@@ -226,23 +257,43 @@ func (s *Source) Run(ctx context.Context, notify Notify) error {
 // them unpublished, and no hint announced them). Each loop owns its own.
 type pauser func(missed int64) time.Duration
 
-// fixedPause always pauses for d.
-func fixedPause(d time.Duration) func() pauser {
-	return func() pauser { return func(int64) time.Duration { return d } }
-}
-
 // fastPause is the pause of the fast loop: fixed at base without hints;
 // with them, base after a miss and growing (jittered, doubling) up to
 // IdleMaxInterval while scans miss nothing. Each pause goes to the
 // orderstream_relay_poll_pause_seconds gauge.
 func (s *Source) fastPause(base time.Duration) func() pauser {
+	return s.adaptivePause(base, s.cfg.IdleMaxInterval, func(missed int64, d time.Duration) {
+		if missed > 0 {
+			s.m.finds.Inc()
+		}
+		s.m.pause.Set(d.Seconds())
+		if s.onPause != nil {
+			s.onPause(d)
+		}
+	})
+}
+
+// reconcilePause is the pause of the reconcile beside the reads of recent
+// commits: fixed at ReconcileEvery without hints; with them, growing up to
+// ReconcileMaxEvery while its scans miss nothing. Each pause goes to the
+// orderstream_relay_reconcile_pause_seconds gauge.
+func (s *Source) reconcilePause() func() pauser {
+	return s.adaptivePause(s.cfg.ReconcileEvery, s.cfg.ReconcileMaxEvery, func(_ int64, d time.Duration) {
+		s.m.reconcile.Set(d.Seconds())
+		if s.onReconcilePause != nil {
+			s.onReconcilePause(d)
+		}
+	})
+}
+
+// adaptivePause pauses for base without hints; with them, for base after a
+// miss and growing (jittered, doubling) up to capAt while scans miss
+// nothing. observe sees each scan's misses and the pause chosen.
+func (s *Source) adaptivePause(base, capAt time.Duration, observe func(missed int64, d time.Duration)) func() pauser {
 	return func() pauser {
 		// A base above the cap is kept: the cap only slows, never hastens.
-		b := backoff.Policy{Initial: base, Max: max(base, s.cfg.IdleMaxInterval)}.Start()
+		b := backoff.Policy{Initial: base, Max: max(base, capAt)}.Start()
 		return func(missed int64) time.Duration {
-			if missed > 0 {
-				s.m.finds.Inc()
-			}
 			d := base
 			if s.hints {
 				if missed > 0 {
@@ -251,24 +302,20 @@ func (s *Source) fastPause(base time.Duration) func() pauser {
 					d = b.Next()
 				}
 			}
-			s.m.pause.Set(d.Seconds())
-			if s.onPause != nil {
-				s.onPause(d)
-			}
+			observe(missed, d)
 			return d
 		}
 	}
 }
 
 // loop runs one kind of scan until ctx ends, pausing between scans; each
-// scan's aggregates are all handled before the next scan starts. In the
-// fast loop (fast) with hints, the aggregates found are judged once
-// handled: those a hint announced meanwhile (or shortly before) are not
-// misses.
-func (s *Source) loop(ctx context.Context, notify Notify, newPause func() pauser, fast bool, scan func(context.Context, func(gocql.UUID)) error) error {
+// scan's aggregates are all handled before the next scan starts. With
+// hints, the aggregates found are judged once handled: those a hint
+// announced meanwhile (or shortly before) are not misses.
+func (s *Source) loop(ctx context.Context, notify Notify, newPause func() pauser, scan func(context.Context, func(gocql.UUID)) error) error {
 	var inflight sync.WaitGroup
 	pause := newPause()
-	judge := fast && s.hinted != nil
+	judge := s.hinted != nil
 	for {
 		var (
 			start  = time.Now()

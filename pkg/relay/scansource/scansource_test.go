@@ -192,7 +192,7 @@ func TestConfigAndNewChecks(t *testing.T) {
 	require.Error(t, err, "a second source on one registry")
 	families, err := reg.Gather()
 	require.NoError(t, err)
-	require.Len(t, families, 7, "the failed one left the registry as it was")
+	require.Len(t, families, 8, "the failed one left the registry as it was")
 }
 
 // pauses records the pauses of a source's fast loop.
@@ -353,4 +353,78 @@ func TestIdleReadsWithHintsAreFew(t *testing.T) {
 	// up to 200 without hints.
 	require.Never(t, func() bool { return store.recent.Load() > 30 }, window, 10*time.Millisecond)
 	t.Logf("idle with hints: %d reads of recent commits in %s (recent_interval %s, idle_max_interval %s)", store.recent.Load(), window, cfg.RecentInterval, cfg.IdleMaxInterval)
+}
+
+// With commit hints and the index, the reconcile backs off too while its
+// full scans find nothing, from reconcile_every up to reconcile_max_every,
+// and a find no hint announced brings it back to reconcile_every.
+func TestReconcileBacksOffWhenIdleWithHints(t *testing.T) {
+	store := newStore(t)
+	cfg := fast()
+	cfg.RecentInterval = time.Hour // only the reconcile finds commits
+	cfg.ReconcileEvery, cfg.ReconcileMaxEvery = time.Millisecond, 40*time.Millisecond
+	reg := prometheus.NewRegistry()
+	src, err := New(cfg, store, Hooks{}, zerolog.Nop(), reg, WithHints(func(gocql.UUID, time.Time) bool { return false }))
+	require.NoError(t, err)
+	p := &pauses{}
+	src.onReconcilePause = p.add
+	n := &notified{}
+	var published atomic.Bool
+	start(t, src, func(ctx context.Context, id gocql.UUID, done func()) error {
+		if published.Load() {
+			require.NoError(t, store.MarkPublished(ctx, id, 1))
+		}
+		return n.notify(ctx, id, done)
+	})
+	require.Eventually(t, func() bool { return p.last() >= cfg.ReconcileMaxEvery/2 }, 5*time.Second, time.Millisecond, "idle: the pause grows to the cap")
+	for _, d := range p.all() {
+		require.LessOrEqual(t, d, cfg.ReconcileMaxEvery)
+		require.GreaterOrEqual(t, d, cfg.ReconcileEvery/2)
+	}
+	require.Equal(t, p.last().Seconds(), testutil.ToFloat64(src.m.reconcile))
+
+	lost := commit(t, store, 1) // no hint announced it
+	require.Eventually(t, func() bool { return n.has(lost) }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return p.last() == cfg.ReconcileEvery }, 5*time.Second, time.Millisecond, "a find resets the pause")
+	published.Store(true)
+	require.Eventually(t, func() bool { return p.last() >= cfg.ReconcileMaxEvery/2 }, 5*time.Second, time.Millisecond, "published: idle again")
+}
+
+// Without hints the reconcile keeps reconcile_every, idle or not.
+func TestReconcileKeepsItsPaceWithoutHints(t *testing.T) {
+	cfg := fast()
+	cfg.RecentInterval = time.Hour
+	cfg.ReconcileEvery, cfg.ReconcileMaxEvery = time.Millisecond, 40*time.Millisecond
+	src, err := New(cfg, newStore(t), Hooks{}, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	p := &pauses{}
+	src.onReconcilePause = p.add
+	start(t, src, (&notified{}).notify)
+	require.Eventually(t, func() bool { return len(p.all()) >= 30 }, 5*time.Second, time.Millisecond)
+	for _, d := range p.all() {
+		require.Equal(t, cfg.ReconcileEvery, d)
+	}
+}
+
+// With ReconcileOnly (the CDC source notifies) and without the index, the
+// full scans run as the reconcile: from reconcile_every, backing off to
+// reconcile_max_every with hints, never at scan_interval; what they find is
+// still published.
+func TestReconcileOnlyScansAtTheReconcilePace(t *testing.T) {
+	store := newStore(t, memstore.WithoutRecentIndex())
+	cfg := fast() // scan_interval 1 ms
+	cfg.ReconcileEvery, cfg.ReconcileMaxEvery = 5*time.Millisecond, 40*time.Millisecond
+	src, err := New(cfg, store, Hooks{}, zerolog.Nop(), nil, WithHints(nil), ReconcileOnly())
+	require.NoError(t, err)
+	fastPauses, reconcilePauses := &pauses{}, &pauses{}
+	src.onPause, src.onReconcilePause = fastPauses.add, reconcilePauses.add
+	n := &notified{}
+	start(t, src, n.notify)
+	require.Eventually(t, func() bool { return reconcilePauses.last() >= cfg.ReconcileMaxEvery/2 }, 5*time.Second, time.Millisecond, "idle: the pause grows to the cap")
+	for _, d := range reconcilePauses.all() {
+		require.GreaterOrEqual(t, d, cfg.ReconcileEvery/2)
+	}
+	require.Empty(t, fastPauses.all(), "no scan at scan_interval")
+	id := commit(t, store, 1)
+	require.Eventually(t, func() bool { return n.has(id) }, 5*time.Second, time.Millisecond)
 }

@@ -845,6 +845,48 @@ func (x *CustomerDeactivated) GetReason() string {
 	return ""
 }
 
+// CustomerForgotten (version 1): the customer asked to be forgotten (GDPR
+// art. 17) and their data key was destroyed, so every personal field of
+// their events reads redacted from now on. It holds no personal data, not
+// even who asked (that goes to command-service's audit log only): the
+// requester may be the customer. Every later command to the customer is
+// refused.
+type CustomerForgotten struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CustomerForgotten) Reset() {
+	*x = CustomerForgotten{}
+	mi := &file_orderstream_customer_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CustomerForgotten) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CustomerForgotten) ProtoMessage() {}
+
+func (x *CustomerForgotten) ProtoReflect() protoreflect.Message {
+	mi := &file_orderstream_customer_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CustomerForgotten.ProtoReflect.Descriptor instead.
+func (*CustomerForgotten) Descriptor() ([]byte, []int) {
+	return file_orderstream_customer_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
 var File_orderstream_customer_v1_events_proto protoreflect.FileDescriptor
 
 const file_orderstream_customer_v1_events_proto_rawDesc = "" +
@@ -896,7 +938,8 @@ const file_orderstream_customer_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x15\n" +
 	"\x13CustomerReactivated\"-\n" +
 	"\x13CustomerDeactivated\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason*\x95\x01\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x13\n" +
+	"\x11CustomerForgotten*\x95\x01\n" +
 	"\fCustomerTier\x12\x1d\n" +
 	"\x19CUSTOMER_TIER_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14CUSTOMER_TIER_BRONZE\x10\x01\x12\x18\n" +
@@ -923,7 +966,7 @@ func file_orderstream_customer_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_orderstream_customer_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_orderstream_customer_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_orderstream_customer_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_orderstream_customer_v1_events_proto_goTypes = []any{
 	(CustomerTier)(0),              // 0: orderstream.customer.v1.CustomerTier
 	(CustomerStatus)(0),            // 1: orderstream.customer.v1.CustomerStatus
@@ -940,6 +983,7 @@ var file_orderstream_customer_v1_events_proto_goTypes = []any{
 	(*CustomerSuspended)(nil),      // 12: orderstream.customer.v1.CustomerSuspended
 	(*CustomerReactivated)(nil),    // 13: orderstream.customer.v1.CustomerReactivated
 	(*CustomerDeactivated)(nil),    // 14: orderstream.customer.v1.CustomerDeactivated
+	(*CustomerForgotten)(nil),      // 15: orderstream.customer.v1.CustomerForgotten
 }
 var file_orderstream_customer_v1_events_proto_depIdxs = []int32{
 	0, // 0: orderstream.customer.v1.CustomerRegistered.tier:type_name -> orderstream.customer.v1.CustomerTier
@@ -966,7 +1010,7 @@ func file_orderstream_customer_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orderstream_customer_v1_events_proto_rawDesc), len(file_orderstream_customer_v1_events_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
