@@ -14,7 +14,7 @@ TEST_TIMEOUT ?= 25m
 FAULT_TIMEOUT ?= 45m
 # The fault tests stop and start the shared Kafka and Cassandra and load
 # the machine, so they run alone, one package at a time, after the rest.
-FAULT_PKGS := ./services/cdc-relay/... ./services/projector-order-read-model/... ./e2e/...
+FAULT_PKGS := ./pkg/projector/ ./services/cdc-relay/... ./services/projector-order-read-model/... ./e2e/...
 TEST_FLAGS   ?= -race
 
 .PHONY: help

@@ -457,7 +457,9 @@ func TestCluster(t *testing.T) {
 			return err == nil && strings.Count(out, "pod/") <= 1
 		}, 3*time.Minute, time.Second, "the release's pods are gone")
 		// What docs/deploy.md says stays: the hook objects, the migrator's
-		// and the Services without selectors with their EndpointSlices.
+		// and the Services without selectors with their EndpointSlices, and
+		// the personal-data KEK (resource-policy keep: losing it loses every
+		// customer's personal data).
 		left := c.kube("get", "all,configmap,secret,serviceaccount,pdb,networkpolicy,gateway,httproute,ingress,servicemonitor,prometheusrule,endpointslice",
 			"-A", "-l", "app.kubernetes.io/instance="+clusterRelease, "-o", "name")
 		var names []string
@@ -470,6 +472,7 @@ func TestCluster(t *testing.T) {
 			"endpointslice.discovery.k8s.io/" + clusterRelease + "-cassandra",
 			"endpointslice.discovery.k8s.io/" + clusterRelease + "-kafka",
 			"job.batch/" + clusterRelease + "-schema-migrator",
+			"secret/personal-data-kek",
 			"service/" + clusterRelease + "-cassandra",
 			"service/" + clusterRelease + "-kafka",
 			"serviceaccount/" + clusterRelease + "-schema-migrator",

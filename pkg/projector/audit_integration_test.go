@@ -1,3 +1,5 @@
+//go:build fault
+
 package projector_test
 
 import (
@@ -51,7 +53,7 @@ func otherStatus(s string) string {
 // has no events), a write lost with its checkpoint — while a live load
 // runs; one pass of each view's auditor finds it all, by kind, and
 // afterwards every view equals the fold of event_store.
-func TestAuditorRepairsEveryViewUnderLoad(t *testing.T) {
+func TestFaultAuditorRepairsEveryViewUnderLoad(t *testing.T) {
 	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -1,3 +1,5 @@
+//go:build fault
+
 package projector_test
 
 import (
@@ -198,7 +200,7 @@ func writeAndRead(ctx context.Context, t *testing.T, h *harness, gens *activeGen
 // goes back in version, every min_version read reaches its version, a
 // second rebuild is refused while one runs, and at the end every view
 // (its active generation) equals the fold of event_store.
-func TestRebuildWithoutDowntime(t *testing.T) {
+func TestFaultRebuildWithoutDowntime(t *testing.T) {
 	t.Parallel() // a private keyspace, topics and groups of its own
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -283,7 +285,7 @@ func TestRebuildWithoutDowntime(t *testing.T) {
 // A rebuild whose projector is stopped mid-scan (a crash) is resumed by
 // another member once its heartbeat stops, and switched to; a cancelled
 // rebuild's generation is dropped and the active one stays.
-func TestRebuildResumesAfterACrashAndCancels(t *testing.T) {
+func TestFaultRebuildResumesAfterACrashAndCancels(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
