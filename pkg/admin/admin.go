@@ -12,8 +12,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/orderstream/orderstream/pkg/config"
+	"github.com/orderstream/orderstream/pkg/httpapi"
 )
 
 // Check reports whether one dependency or worker is ready; nil means ready.
@@ -100,8 +99,7 @@ type Server struct {
 	mu     sync.RWMutex
 	checks map[string]Check
 
-	token    [sha256.Size]byte // of the bearer token, compared in constant time
-	hasToken bool
+	token httpapi.BearerToken // the mutating endpoints need it
 }
 
 // New builds the admin server; gatherer is the process's own registry. A
@@ -113,7 +111,7 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 	case err != nil:
 		logger.Error().Err(err).Msg("admin token unreadable: mutating admin endpoints refuse every request (403)")
 	case token != "":
-		s.token, s.hasToken = sha256.Sum256([]byte(token)), true
+		s.token = httpapi.NewBearerToken(token)
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
@@ -151,7 +149,7 @@ func (s *Server) Handle(method, pattern string, h http.HandlerFunc) {
 
 // HasToken reports whether a bearer token is configured (without one, the
 // mutating endpoints refuse every request).
-func (s *Server) HasToken() bool { return s.hasToken }
+func (s *Server) HasToken() bool { return s.token.Configured() }
 
 // authorize lets a request through only with the bearer token: 401 when it
 // has none, 403 when it is wrong or no token is configured; nothing of the
@@ -159,16 +157,14 @@ func (s *Server) HasToken() bool { return s.hasToken }
 // admin.unauthorized and admin.forbidden.
 func (s *Server) authorize(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		switch err := s.token.Check(r); {
+		case errors.Is(err, httpapi.ErrNoBearerToken):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orderstream-admin"`)
 			writeProblem(w, http.StatusUnauthorized, "admin.unauthorized", "this endpoint needs an Authorization: Bearer <token> header (admin.token)")
 			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !s.hasToken || subtle.ConstantTimeCompare(sum[:], s.token[:]) != 1 {
+		case err != nil:
 			detail := "the bearer token is not the one this server accepts"
-			if !s.hasToken {
+			if !s.token.Configured() {
 				detail = "this server has no admin token configured (admin.token or admin.token_file), so it refuses every mutating request"
 			}
 			s.logger.Warn().Str("method", r.Method).Str("path", r.URL.Path).Str("remote", r.RemoteAddr).Msg("admin request refused")

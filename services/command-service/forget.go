@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,10 +93,9 @@ func newKeyring(session *gocql.Session, cfg personal.Config, logger zerolog.Logg
 // forgetting carries out forgets: who may ask, and the keyring whose keys
 // it destroys (nil: personal data is off, and forgets are refused).
 type forgetting struct {
-	token    [sha256.Size]byte // of the bearer token, compared in constant time
-	hasToken bool
-	keys     *personal.Keyring
-	audit    zerolog.Logger
+	token httpapi.BearerToken
+	keys  *personal.Keyring
+	audit zerolog.Logger
 }
 
 func newForgetting(cfg ForgetConfig, keys *personal.Keyring, logger zerolog.Logger) (*forgetting, error) {
@@ -107,9 +104,8 @@ func newForgetting(cfg ForgetConfig, keys *personal.Keyring, logger zerolog.Logg
 		return nil, err
 	}
 	f := &forgetting{keys: keys, audit: logger.With().Str("audit", "customer.forget").Logger()}
-	if token != "" {
-		f.token, f.hasToken = sha256.Sum256([]byte(token)), true
-	} else {
+	f.token = httpapi.NewBearerToken(token)
+	if !f.token.Configured() {
 		logger.Warn().Msg("neither forget.token nor forget.token_file is set: POST /v1/customers/{id}/forget is refused (403)")
 	}
 	return f, nil
@@ -123,17 +119,15 @@ type requesterKey struct{}
 // claimed, so a refused attempt does not answer a later authorised retry).
 func (f *forgetting) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		switch err := f.token.Check(r); {
+		case errors.Is(err, httpapi.ErrNoBearerToken):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orderstream-forget"`)
 			f.refuse(w, r, httpapi.NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
 				"forgetting a customer needs an Authorization: Bearer <token> header").WithCode("customer.forget_unauthorized"))
 			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !f.hasToken || subtle.ConstantTimeCompare(sum[:], f.token[:]) != 1 {
+		case err != nil:
 			detail := "the bearer token is not the one this service accepts"
-			if !f.hasToken {
+			if !f.token.Configured() {
 				detail = "this service has no token configured (forget.token or forget.token_file), so it forgets no one"
 			}
 			f.refuse(w, r, httpapi.NewProblem(http.StatusForbidden, "forbidden", "Forbidden", detail).WithCode("customer.forget_forbidden"))

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -21,11 +19,10 @@ import (
 // api answers the DLQ API over HTTP: it authorizes, decodes, calls one
 // use case of the queue (app.go) and maps its outcome to a body.
 type api struct {
-	q        *queue
-	cfg      DLQConfig
-	token    [sha256.Size]byte // of the bearer token, compared in constant time
-	hasToken bool
-	logger   zerolog.Logger
+	q      *queue
+	cfg    DLQConfig
+	token  httpapi.BearerToken // retries and purges need it
+	logger zerolog.Logger
 }
 
 // newAPI builds the API over the dead-letter queue store and the event
@@ -35,11 +32,7 @@ func newAPI(store deadLetters, v versions, cfg DLQConfig, token string, logger z
 	if err != nil {
 		return nil, err
 	}
-	a := &api{q: newQueue(store, v, cfg, logger, m), cfg: cfg, logger: logger}
-	if token != "" {
-		a.token, a.hasToken = sha256.Sum256([]byte(token)), true
-	}
-	return a, nil
+	return &api{q: newQueue(store, v, cfg, logger, m), cfg: cfg, token: httpapi.NewBearerToken(token), logger: logger}, nil
 }
 
 // routes mounts the DLQ API; every route here is in openapi.json. Reads
@@ -69,17 +62,15 @@ type actorKey struct{}
 // request is read or done before.
 func (a *api) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		switch err := a.token.Check(r); {
+		case errors.Is(err, httpapi.ErrNoBearerToken):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="orderstream-dlq"`)
 			a.fail(w, r, httpapi.NewProblem(http.StatusUnauthorized, "unauthorized", "Unauthorized",
 				"retries and purges need an Authorization: Bearer <token> header").WithCode("dlq.unauthorized"))
 			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !a.hasToken || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+		case err != nil:
 			detail := "the bearer token is not the one this service accepts"
-			if !a.hasToken {
+			if !a.token.Configured() {
 				detail = "this service has no token configured (dlq.token or dlq.token_file), so it accepts no retries or purges"
 			}
 			httpapi.AddLogFields(r.Context(), func(e *zerolog.Event) { e.Str("outcome", "forbidden") })
