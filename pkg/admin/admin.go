@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -75,18 +73,7 @@ func (c Config) Validate() error {
 
 // token is the configured bearer token, "" when there is none.
 func (c Config) token() (string, error) {
-	if c.TokenFile == "" {
-		return c.Token, nil
-	}
-	raw, err := os.ReadFile(c.TokenFile)
-	if err != nil {
-		return "", config.Errorf("token_file", "cannot read it: %v", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if len(token) < MinTokenBytes {
-		return "", config.Errorf("token_file", "the token must be at least %d bytes, got %d", MinTokenBytes, len(token))
-	}
-	return token, nil
+	return config.ReadToken(c.Token, c.TokenFile, "token_file", MinTokenBytes)
 }
 
 // Server is the admin HTTP server of one process.

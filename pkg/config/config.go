@@ -183,3 +183,21 @@ func defaultString(v reflect.Value) string {
 		return fmt.Sprint(x)
 	}
 }
+
+// ReadToken returns token, or, when file is set, the content of file
+// without surrounding white space (a mounted Kubernetes Secret), which must
+// be at least min bytes. fileKey names file's configuration key in errors.
+func ReadToken(token, file, fileKey string, min int) (string, error) {
+	if file == "" {
+		return token, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", Errorf(fileKey, "cannot read it: %v", err)
+	}
+	t := strings.TrimSpace(string(raw))
+	if len(t) < min {
+		return "", Errorf(fileKey, "the token must be at least %d bytes, got %d", min, len(t))
+	}
+	return t, nil
+}

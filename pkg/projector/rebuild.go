@@ -862,18 +862,10 @@ func (s *spacing) wait(ctx context.Context) error {
 	at := s.next
 	s.next = s.next.Add(s.every)
 	s.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+	if d := time.Until(at); d > 0 && !backoff.Sleep(ctx, d) {
 		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 func (p *Projector[S]) noteRetired(gen int) {

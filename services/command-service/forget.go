@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -62,18 +60,7 @@ func (c ForgetConfig) Validate() error {
 
 // loadToken reads the bearer token from the config or its file.
 func (c ForgetConfig) loadToken() (string, error) {
-	if c.TokenFile == "" {
-		return c.Token, nil
-	}
-	raw, err := os.ReadFile(c.TokenFile)
-	if err != nil {
-		return "", config.Errorf("forget.token_file", "cannot read it: %v", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if len(token) < minTokenBytes {
-		return "", config.Errorf("forget.token_file", "the token must be at least %d bytes, got %d", minTokenBytes, len(token))
-	}
-	return token, nil
+	return config.ReadToken(c.Token, c.TokenFile, "forget.token_file", minTokenBytes)
 }
 
 // newKeyring builds the keyring of customers' data keys on customer_keys,

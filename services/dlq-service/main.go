@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -138,18 +137,7 @@ func wire(ctx context.Context, cfg *Config, d *service.Deps) ([]supervise.Worker
 
 // loadToken reads the bearer token from the config or its file.
 func loadToken(c DLQConfig) (string, error) {
-	if c.TokenFile == "" {
-		return c.Token, nil
-	}
-	raw, err := os.ReadFile(c.TokenFile)
-	if err != nil {
-		return "", config.Errorf("dlq.token_file", "cannot read it: %v", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if len(token) < minTokenBytes {
-		return "", config.Errorf("dlq.token_file", "the token must be at least %d bytes, got %d", minTokenBytes, len(token))
-	}
-	return token, nil
+	return config.ReadToken(c.Token, c.TokenFile, "dlq.token_file", minTokenBytes)
 }
 
 // newHandler builds the whole HTTP handler of the service.
