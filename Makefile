@@ -65,7 +65,7 @@ tools: ## install the tools make test uses into .cache/bin (Go linters; helm and
 	scripts/install-k8s-tools.sh ko helm promtool
 
 .PHONY: test
-test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files, the Kubernetes delivery offline (about 15 min warm)
+test: tools infra-up check-generated lint ## unit and integration tests of every module against the real stack, lint, generated files, the Kubernetes delivery offline (about 10 min warm)
 	CHECK_DEPLOY_GO_TEST=0 CHECK_DEPLOY_SKAFFOLD=0 scripts/check-deploy.sh
 	scripts/test.sh $(TEST_TIMEOUT) $(TEST_FLAGS) $(PKGS)
 
