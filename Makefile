@@ -105,14 +105,19 @@ bench: infra-up ## benchmarks against the real stack, printed as tables with rat
 	go run ./pkg/cmd/relaybench
 	go run ./pkg/cmd/projbench
 	go test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./services/command-service/ ./services/query-service/
+	$(MAKE) bench-rebuild
 	$(MAKE) bench-e2e
+
+.PHONY: bench-rebuild
+bench-rebuild: infra-up ## each view rebuilt into a new generation at 100,000 aggregates, beside truncate and replay (about 35 min on 2 shared cores); projbench's 10,000-aggregate rebuild is in make bench too
+	go run ./pkg/cmd/projbench -rebuild-only -aggregates 100000 -commands 200000
 
 .PHONY: clean
 clean: ## remove build output (not the stack's data or caches)
 	rm -rf bin
 
 .PHONY: bench-e2e
-bench-e2e: infra-up migrate build ## end-to-end efficiency at 4 and 16 clients against the system ((re)started from the fresh build; `make down` stops it): commands/s, CPU per command of every process, idle CPU, commit→record and commit→read model, the baseline (hints off) and hints on side by side; rewrites its section of docs/benchmarks.md (about 8 min; a quick check: E2E_FLAGS='-duration 10s -idle 10s -settle-min 10s -settle-max 20s')
+bench-e2e: infra-up migrate build ## end-to-end efficiency at 4 and 16 clients against the system ((re)started from the fresh build; `make down` stops it): commands/s, CPU per command of every process, idle CPU, commit→record and commit→read model, three variants side by side: the baseline (hints off), hints on, and hints on with the auditors off (E2E_FLAGS='-variants hints' for one); rewrites its section of docs/benchmarks.md (about 12 min; a quick check: E2E_FLAGS='-duration 10s -idle 10s -settle-min 10s -settle-max 20s')
 	scripts/services.sh restart
 	go run ./pkg/cmd/e2ebench -markdown docs/benchmarks.md $(E2E_FLAGS)
 

@@ -53,6 +53,10 @@ type cluster struct {
 	kubectl    string
 	helm       string
 	env        []string
+	// failures are repeated at the end of a failed run, after the
+	// cluster's state, where a summary that keeps only the end of the
+	// output still shows them.
+	failures []string
 }
 
 // requireCluster finds the local cluster; without one the test fails when
@@ -240,6 +244,9 @@ func TestCluster(t *testing.T) {
 		if t.Failed() {
 			out, _ := c.try(time.Minute, c.kubectl, "-n", clusterNamespace, "get", "pods,jobs,deployments,gateway,httproute,ingress", "-o", "wide")
 			t.Logf("cluster state:\n%s", out)
+			for _, l := range c.failures {
+				t.Log(l)
+			}
 		}
 		_, _ = c.try(5*time.Minute, c.helm, "uninstall", clusterRelease, "-n", clusterNamespace, "--wait")
 		_, _ = c.try(time.Minute, c.kubectl, "-n", clusterNamespace, "delete", "job,configmap,serviceaccount", "-l", "app.kubernetes.io/name=schema-migrator")
@@ -694,14 +701,21 @@ func clusterPrometheusChecks(t *testing.T, c *cluster) {
 	var empty []string
 	queries := 0
 	deadline := time.Now().Add(time.Minute)
+	start := time.Now()
 	for {
 		empty, queries = dashboardQueries(t, files, vars, get)
 		if len(empty) == 0 || time.Now().After(deadline) {
 			break
 		}
+		t.Logf("after %s, %d queries without data yet, the first: %s", time.Since(start).Round(time.Second), len(empty), empty[0])
 		time.Sleep(5 * time.Second)
 	}
 	t.Logf("%d dashboard queries, %d without data", queries, len(empty))
+	if len(empty) > 0 {
+		// Said last too (after the cluster's state), where a CI summary
+		// that keeps only the end of the output still shows it.
+		c.failures = append(c.failures, "panels without data:\n"+strings.Join(empty, "\n"))
+	}
 	require.Empty(t, empty, "panels without data")
 }
 

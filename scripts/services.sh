@@ -10,6 +10,11 @@
 # poll the database. HINTS=0 starts both without them, the previous
 # behaviour (the relay reads recent commits every relay.recent_interval),
 # which e2ebench measures as its baseline.
+#
+# Each projector's self-healing auditor (projector.audit.*) is on. AUDIT=0
+# starts the four projectors without it (projector.audit.enabled=false),
+# which e2ebench measures as "hints on, auditors off": the auditor's share
+# of the idle system.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 run="$root/.run/services"
@@ -31,6 +36,8 @@ services=(
 )
 HINTS=${HINTS:-1}
 case "$HINTS" in 1|true) hints=true ;; 0|false) hints=false ;; *) echo "services.sh: HINTS must be 1 or 0, got $HINTS" >&2; exit 2 ;; esac
+AUDIT=${AUDIT:-1}
+case "$AUDIT" in 1|true) audit=true ;; 0|false) audit=false ;; *) echo "services.sh: AUDIT must be 1 or 0, got $AUDIT" >&2; exit 2 ;; esac
 
 # Personal data (issue 20, docs/personal-data.md) is sealed: the key-encryption
 # key and the bearer token of POST /v1/customers/{id}/forget are made once
@@ -53,7 +60,7 @@ service_env() { # name
     command-service) echo "ORDERSTREAM_HINTS_ENABLED=$hints ORDERSTREAM_PERSONAL_ENABLED=true ORDERSTREAM_PERSONAL_KEK_FILE=$personal/kek ORDERSTREAM_FORGET_TOKEN_FILE=$personal/forget-token" ;;
     query-service) echo "ORDERSTREAM_PERSONAL_ENABLED=true ORDERSTREAM_PERSONAL_KEK_FILE=$personal/kek" ;;
     cdc-relay) echo "ORDERSTREAM_HINTS_ENABLED=$hints" ;;
-    projector-*) echo "ORDERSTREAM_ADMIN_TOKEN=$ADMIN_TOKEN" ;;
+    projector-*) echo "ORDERSTREAM_ADMIN_TOKEN=$ADMIN_TOKEN ORDERSTREAM_PROJECTOR_AUDIT_ENABLED=$audit" ;;
   esac
 }
 READY_TIMEOUT=${READY_TIMEOUT:-120}

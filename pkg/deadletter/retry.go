@@ -312,14 +312,26 @@ func settle(ctx context.Context, s settler, e Entry, o Outcome) (Result, error) 
 }
 
 // RetryConfig tunes how a component serves retry requests.
+//
+// The requests are read every Every while there are some; while reads find
+// none, the pause doubles (pkg/backoff, jittered) up to MaxEvery, and the
+// first request found brings it back to Every. An idle component then
+// reads dlq_retry_requests about once per MaxEvery instead of once per
+// Every, and an operator's retry waits at most MaxEvery before it is taken:
+// MaxEvery must stay well below the dlq-service's dlq.retry_timeout (20 s
+// by default), which bounds how long the operator waits for the outcome.
+// A MaxEvery of 0 (or below Every) keeps the pause at Every.
 type RetryConfig struct {
-	Every    time.Duration `mapstructure:"every" help:"how often the retry requests of the dlq-service are read"`
+	Every    time.Duration `mapstructure:"every" help:"how often the retry requests of the dlq-service are read while there are some (and the first pause after one)"`
+	MaxEvery time.Duration `mapstructure:"max_every" help:"the longest pause the reads of retry requests back off to, doubling from every, while they find none; a retry waits at most this long before it is taken, so keep it well below the dlq-service's dlq.retry_timeout (0, or below every: no back-off)"`
 	ClaimFor time.Duration `mapstructure:"claim_for" help:"how long a request taken by one replica is its own; a re-drive must end within half of it"`
 }
 
-// DefaultRetryConfig answers a retry within about a second.
+// DefaultRetryConfig answers a retry within about a second while requests
+// come, and within 4 s of an idle time: a fifth of the dlq-service's
+// default dlq.retry_timeout (20 s), leaving the rest to the re-drive.
 func DefaultRetryConfig() RetryConfig {
-	return RetryConfig{Every: time.Second, ClaimFor: 2 * time.Minute}
+	return RetryConfig{Every: time.Second, MaxEvery: 4 * time.Second, ClaimFor: 2 * time.Minute}
 }
 
 // Validate checks every key.
@@ -327,6 +339,9 @@ func (c RetryConfig) Validate() error {
 	var errs []error
 	if c.Every <= 0 {
 		errs = append(errs, config.Errorf("every", "must be positive, got %s", c.Every))
+	}
+	if c.MaxEvery < 0 {
+		errs = append(errs, config.Errorf("max_every", "must not be negative, got %s", c.MaxEvery))
 	}
 	if c.ClaimFor < 2*time.Second {
 		errs = append(errs, config.Errorf("claim_for", "must be at least 2s, got %s", c.ClaimFor))
@@ -378,6 +393,13 @@ func NewRetrierOn(cfg RetryConfig, store RequestStore, component string, redrive
 			Help:        "Retry requests of the dlq-service this component carried out, by action and outcome (succeeded, failed, gone, error).",
 			ConstLabels: prometheus.Labels{"component": component}}, []string{"action", "status"}),
 	}
+	// Every action and outcome from the start, so that the series (and the
+	// dashboards' panels) exist before the first request.
+	for _, a := range []Action{ActionRetry, ActionSkip} {
+		for _, s := range []string{StatusSucceeded, StatusFailed, StatusGone, "error"} {
+			r.outcomes.WithLabelValues(string(a), s)
+		}
+	}
 	if reg != nil {
 		if err := reg.Register(r.outcomes); err != nil {
 			return nil, fmt.Errorf("retrier: registering metrics: %w", err)
@@ -386,24 +408,33 @@ func NewRetrierOn(cfg RetryConfig, store RequestStore, component string, redrive
 	return r, nil
 }
 
-// Every is how often Poll should run.
+// Every is how often Poll should run while there are requests.
 func (r *Retrier) Every() time.Duration { return r.cfg.Every }
 
 // Poll carries out the pending requests of the component that no replica
 // has taken, one at a time. Failures are logged and left for the next
 // Poll: it returns an error only when ctx ended.
 func (r *Retrier) Poll(ctx context.Context) error {
+	_, err := r.PollPending(ctx)
+	return err
+}
+
+// PollPending is Poll, and also returns how many requests it found pending,
+// taken by a replica or not (0 when they could not be read): its caller
+// polls at Every while there are some and backs off towards MaxEvery while
+// there are none (pkg/redrive).
+func (r *Retrier) PollPending(ctx context.Context) (int, error) {
 	reqs, err := r.store.Pending(ctx, r.component)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		r.logger.Warn().Err(err).Msg("reading retry requests")
-		return nil
+		return 0, nil
 	}
 	for _, req := range reqs {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return len(reqs), ctx.Err()
 		}
 		if req.ClaimedBy != "" {
 			continue
@@ -417,7 +448,7 @@ func (r *Retrier) Poll(ctx context.Context) error {
 			r.serve(ctx, req)
 		}
 	}
-	return ctx.Err()
+	return len(reqs), ctx.Err()
 }
 
 // Claim takes req for owner for ttl unless another owner has it: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/google/uuid"
@@ -79,4 +80,12 @@ func TestRetryConfigValidate(t *testing.T) {
 	err := bad.Validate()
 	require.ErrorContains(t, err, `"every"`)
 	require.ErrorContains(t, err, `"claim_for"`)
+	require.NotContains(t, err.Error(), `"max_every"`, "0 is no back-off")
+
+	def := deadletter.DefaultRetryConfig()
+	require.Greater(t, def.MaxEvery, def.Every, "an idle component backs off")
+	require.LessOrEqual(t, def.MaxEvery, 4*time.Second, "a retry is taken within a fifth of the dlq-service's 20 s retry_timeout")
+	bad = def
+	bad.MaxEvery = -time.Second
+	require.ErrorContains(t, bad.Validate(), `"max_every"`)
 }

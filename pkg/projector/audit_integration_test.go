@@ -23,10 +23,13 @@ import (
 
 // newAuditor builds the auditor of a running projector over the harness's
 // keyspace, as the service does (View.Audit.Rows), fast enough for a test.
-func newAuditor[S any](t *testing.T, h *harness, p *projector.Projector[S], view projector.View[S], reg prometheus.Registerer) *projector.Auditor[S] {
+func newAuditor[S any](t *testing.T, h *harness, p *projector.Projector[S], view projector.View[S], reg prometheus.Registerer, tune ...func(*projector.AuditConfig)) *projector.Auditor[S] {
 	t.Helper()
 	cfg := projector.DefaultAuditConfig()
 	cfg.Rate, cfg.CPUBudget, cfg.Ranges, cfg.Grace = 5000, 64, 8, 3*time.Second // the test's process runs the whole stack: no CPU budget
+	for _, f := range tune {
+		f(&cfg)
+	}
 	require.NotNil(t, view.Audit, "the view of %s is audited", view.Name)
 	a, err := projector.NewAuditor(p, cfg, view.Audit.Rows(h.session, p.LiveTable), reg)
 	require.NoError(t, err)
@@ -174,4 +177,49 @@ func TestFaultAuditorRepairsEveryViewUnderLoad(t *testing.T) {
 	h.published(ctx, t)
 	h.requireExact(ctx, t, 30*time.Second)
 	t.Logf("exact %s after the passes", time.Since(start))
+}
+
+// An auditor whose view consumes nothing rests after a pass, against the
+// real stack: no further pass while the projector applies nothing; the
+// commands of a load wake it (the projector applies their records), and
+// once the view is idle again it rests again.
+func TestFaultAuditorRestsWhileItsViewIsIdle(t *testing.T) {
+	t.Parallel() // a private keyspace, topics and groups of its own
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h := newHarness(ctx, t)
+	h.runRelay(ctx, t)
+	ps := runAll(ctx, t, h)
+	load(ctx, t, h, 100, 20)
+	h.published(ctx, t)
+	h.requireExact(ctx, t, time.Minute)
+
+	const pause = 300 * time.Millisecond
+	reg := prometheus.NewRegistry()
+	a := newAuditor(t, h, ps.orderRM, readmodel.OrderReadModel(), reg, func(c *projector.AuditConfig) { c.Pause, c.IdlePause = pause, time.Hour })
+	metric := func(name string, labels ...string) float64 { return metricValue(t, reg, name, labels...) }
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a.Worker().Run(wctx) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-done)
+		require.Zero(t, metric("resting"))
+	}()
+
+	require.Eventually(t, func() bool { return metric("passes_total") == 1 && metric("resting") == 1 }, time.Minute, 10*time.Millisecond,
+		"a pass over an idle view, then rest")
+	require.Positive(t, metric("aggregates_checked_total"))
+	checked := metric("aggregates_checked_total")
+	require.Never(t, func() bool { return metric("passes_total") > 1 }, 5*pause, 20*time.Millisecond, "resting while the view consumes nothing")
+	require.Equal(t, checked, metric("aggregates_checked_total"), "nothing read while resting")
+
+	load(ctx, t, h, 64, 16)
+	require.Eventually(t, func() bool { return metric("passes_total") >= 2 }, time.Minute, 10*time.Millisecond, "woken by the records applied")
+	require.GreaterOrEqual(t, metric("wakes_total", "reason", projector.WakeApplied), 1.0)
+	h.published(ctx, t)
+	h.requireExact(ctx, t, time.Minute)
+	require.Eventually(t, func() bool { return metric("resting") == 1 }, time.Minute, 10*time.Millisecond, "resting again once the view is idle")
+	require.Zero(t, metric("wakes_total", "reason", projector.WakeIdlePause))
+	require.Zero(t, metric("failed_total"))
 }

@@ -8,10 +8,12 @@ package projector_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,6 +171,13 @@ type auditUnit struct {
 
 func newAuditUnit(t *testing.T, grace time.Duration) *auditUnit {
 	t.Helper()
+	return newAuditUnitWith(t, grace, nil, nil)
+}
+
+// newAuditUnitWith is newAuditUnit with the auditor's config tuned and the
+// projector's event store wrapped (either may be nil).
+func newAuditUnitWith(t *testing.T, grace time.Duration, tune func(*projector.AuditConfig), wrap func(projector.EventStore) projector.EventStore) *auditUnit {
+	t.Helper()
 	store, err := memstore.New(eventstore.DefaultConfig())
 	require.NoError(t, err)
 	u := &auditUnit{t: &table{rows: map[string]bucketRow{}}, reg: prometheus.NewRegistry()}
@@ -199,11 +208,18 @@ func newAuditUnit(t *testing.T, grace time.Duration) *auditUnit {
 	}
 	cfg := projector.DefaultConfig()
 	cfg.Retry.Every = time.Millisecond
-	u.p, err = projector.New(cfg, view, nil, store, zerolog.Nop(), u.reg,
+	var es projector.EventStore = store
+	if wrap != nil {
+		es = wrap(store)
+	}
+	u.p, err = projector.New(cfg, view, nil, es, zerolog.Nop(), u.reg,
 		projector.WithCheckpoints(tableCheckpoints{MemoryCheckpoints: u.cps, t: u.t}), projector.WithDeadLetters(u.dlq))
 	require.NoError(t, err)
 	acfg := projector.DefaultAuditConfig()
 	acfg.Rate, acfg.CPUBudget, acfg.Ranges, acfg.Grace = 1e6, 1, 4, grace
+	if tune != nil {
+		tune(&acfg)
+	}
 	u.a, err = projector.NewAuditor(u.p, acfg, tableRows{u.t}, u.reg)
 	require.NoError(t, err)
 	return u
@@ -476,4 +492,138 @@ func TestAuditConfigValidate(t *testing.T) {
 	cfg := projector.DefaultConfig()
 	cfg.Audit.Rate = -1
 	require.ErrorContains(t, cfg.Validate(), `"audit.rate"`)
+
+	require.Equal(t, time.Hour, projector.DefaultAuditConfig().IdlePause)
+	require.Less(t, projector.DefaultAuditConfig().IdlePause, 6*time.Hour, "well below the OrderstreamReadModelAuditOverdue alert")
+	for _, idle := range []time.Duration{0, -time.Minute, projector.DefaultAuditConfig().Pause - time.Second} {
+		bad := projector.DefaultAuditConfig()
+		bad.IdlePause = idle
+		require.ErrorContains(t, bad.Validate(), `"idle_pause"`, "idle_pause %s", idle)
+	}
+	ok := projector.DefaultAuditConfig()
+	ok.IdlePause = ok.Pause
+	require.NoError(t, ok.Validate(), "idle_pause may equal pause")
+	cfg = projector.DefaultConfig()
+	cfg.Audit.IdlePause = time.Minute
+	require.ErrorContains(t, cfg.Validate(), `"audit.idle_pause"`)
+}
+
+// run runs the auditor's worker (its rests between passes included);
+// stop ends it and checks it stopped resting.
+func (u *auditUnit) run(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.a.Worker().Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+			require.Zero(t, u.metric("resting"), "a stopped auditor does not rest")
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// eventually waits until the metrics satisfy ok.
+func (u *auditUnit) eventually(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	require.Eventually(t, ok, 10*time.Second, time.Millisecond, what)
+}
+
+// passStart is when the last complete pass began (Unix seconds), from its
+// end and its duration.
+func (u *auditUnit) passStart() float64 {
+	return u.metric("last_complete_pass_timestamp_seconds") - u.metric("pass_duration_seconds")
+}
+
+// appendApplied appends one event to id (at head) and applies its record.
+func (u *auditUnit) appendApplied(t *testing.T, id gocql.UUID, head int64) {
+	t.Helper()
+	_, err := u.store.Append(context.Background(), "order", id, head, []eventstore.Event{{EventID: gocql.TimeUUID(), Type: "A", Version: 1, Data: []byte(`{}`)}})
+	require.NoError(t, err)
+	require.NoError(t, u.handle(t, id, head+1))
+}
+
+// While the view consumes nothing the auditor rests after a pass: no pass
+// follows after the pause. A record applied wakes it, though not before the
+// pause counted from the end of the last pass; after a pass during which
+// nothing was applied it rests again.
+func TestAuditRestsWhileTheViewConsumesNothing(t *testing.T) {
+	const pause = 200 * time.Millisecond
+	u := newAuditUnitWith(t, 0, func(c *projector.AuditConfig) { c.Pause, c.IdlePause = pause, time.Hour }, nil)
+	id := u.applied(t, 2) // applied before the first pass began: no reason to come back
+	require.Zero(t, u.metric("resting"))
+	require.Zero(t, u.metric("wakes_total", "reason", projector.WakeApplied))
+	require.Zero(t, u.metric("wakes_total", "reason", projector.WakeIdlePause))
+	stop := u.run(t)
+	u.eventually(t, func() bool { return u.metric("passes_total") == 1 && u.metric("resting") == 1 }, "resting after the first pass")
+	end1 := u.metric("last_complete_pass_timestamp_seconds")
+
+	// A record at once: the next pass starts a pause after the first ended.
+	u.appendApplied(t, id, 2)
+	u.eventually(t, func() bool { return u.metric("passes_total") == 2 && u.metric("resting") == 1 }, "a second pass, then resting again")
+	require.GreaterOrEqual(t, u.passStart(), end1+pause.Seconds()-0.005, "not before the pause after the first pass")
+	require.Equal(t, 1.0, u.metric("wakes_total", "reason", projector.WakeApplied))
+
+	// Nothing applied during the second pass: no third after the pause.
+	require.Never(t, func() bool { return u.metric("passes_total") > 2 }, 3*pause, 10*time.Millisecond, "resting while nothing is applied")
+	require.Equal(t, 1.0, u.metric("resting"))
+
+	u.appendApplied(t, id, 3)
+	u.eventually(t, func() bool { return u.metric("passes_total") == 3 }, "woken by a record")
+	require.Equal(t, 2.0, u.metric("wakes_total", "reason", projector.WakeApplied))
+	require.Zero(t, u.metric("wakes_total", "reason", projector.WakeIdlePause))
+	stop()
+	require.Zero(t, u.metric("drift_total", "kind", projector.DriftStaleVersion))
+	u.requireExact(t, id)
+}
+
+// With no record at all, a pass still comes every idle_pause, and finds
+// what changed without a write of the projector (a row deleted by hand).
+func TestAuditPassesEveryIdlePauseWhileIdle(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	u := newAuditUnitWith(t, 0, func(c *projector.AuditConfig) { c.Pause, c.IdlePause = time.Millisecond, idle }, nil)
+	id := u.applied(t, 1)
+	began := time.Now()
+	stop := u.run(t)
+	u.eventually(t, func() bool { return u.metric("passes_total") == 1 && u.metric("resting") == 1 }, "resting after the first pass")
+	u.t.del("odd/" + id.String())
+	u.eventually(t, func() bool { return u.metric("repaired_total") == 1 }, "the next idle pass repairs a hand edit")
+	u.eventually(t, func() bool { return u.metric("passes_total") >= 4 }, "idle passes go on")
+	stop()
+	require.GreaterOrEqual(t, time.Since(began), 2*idle, "two idle pauses at least")
+	require.GreaterOrEqual(t, u.metric("wakes_total", "reason", projector.WakeIdlePause), 2.0)
+	require.Equal(t, 1.0, u.metric("drift_total", "kind", projector.DriftMissingRow))
+	u.requireExact(t, id)
+}
+
+// failingHeads fails the first walks of event_store.
+type failingHeads struct {
+	projector.EventStore
+	fails atomic.Int32
+}
+
+func (f *failingHeads) HeadsInRange(ctx context.Context, rg eventstore.TokenRange, fn func(eventstore.Head) error) error {
+	if f.fails.Add(-1) >= 0 {
+		return errors.New("event_store unavailable")
+	}
+	return f.EventStore.HeadsInRange(ctx, rg, fn)
+}
+
+// A pass cut short by an error is no reason to rest: the next starts after
+// the pause, even while nothing is applied.
+func TestAuditRetriesAPassCutShortAfterThePause(t *testing.T) {
+	f := &failingHeads{}
+	f.fails.Store(2)
+	u := newAuditUnitWith(t, 0, func(c *projector.AuditConfig) { c.Pause, c.IdlePause = time.Millisecond, time.Hour },
+		func(s projector.EventStore) projector.EventStore { f.EventStore = s; return f })
+	id := u.applied(t, 1)
+	u.run(t)
+	u.eventually(t, func() bool { return u.metric("passes_total") == 1 && u.metric("resting") == 1 }, "a complete pass after two cut short")
+	require.Less(t, f.fails.Load(), int32(0), "both failures were passes")
+	require.Zero(t, u.metric("wakes_total", "reason", projector.WakeIdlePause))
+	u.requireExact(t, id)
 }

@@ -245,3 +245,34 @@ func TestRetryRequestReappliesAndUnparks(t *testing.T) {
 	_, seqs = u.applied(t, id)
 	require.Equal(t, []int64{1, 2, 3}, seqs)
 }
+
+// TestSkipReasonsExistFromTheStart: every reason of records_skipped_total
+// is exported at 0 before the first skip, so that the dashboards' panel
+// has data on a projector that never skipped a record.
+func TestSkipReasonsExistFromTheStart(t *testing.T) {
+	store, err := memstore.New(eventstore.DefaultConfig())
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	view := projector.View[tally]{Name: viewName, AggregateType: "order", Tables: []string{"tally"},
+		Fold:  func(s tally, _ eventstore.Event) (tally, error) { return s, nil },
+		Write: func(*gocql.Batch, gocql.UUID, tally, bool, tally, int64) error { return nil }}
+	_, err = projector.New(projector.DefaultConfig(), view, nil, store, zerolog.Nop(), reg,
+		projector.WithCheckpoints(projector.NewMemoryCheckpoints()), projector.WithDeadLetters(deadletter.NewMemory()))
+	require.NoError(t, err)
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	var reasons []string
+	for _, f := range families {
+		if f.GetName() != "orderstream_projector_records_skipped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					reasons = append(reasons, l.GetValue())
+				}
+			}
+		}
+	}
+	require.ElementsMatch(t, []string{"applied", "parked", "unknown", "dlq_skip"}, reasons)
+}

@@ -1,8 +1,9 @@
 // Package projector is the machinery every projector service shares
 // (DESIGN.md, "Projectors"): a Kafka consumer group per read model, events
 // applied idempotently by the aggregate's sequence, gaps filled from
-// event_store, read-model rows and the projector's per-aggregate checkpoint
-// written in one logged batch, progress in projection_offsets, failures
+// event_store, read-model rows written and then the projector's
+// per-aggregate checkpoint (checkpoints.go: rows may be ahead of the
+// checkpoint, never behind), progress in projection_offsets, failures
 // dead-lettered with the aggregate parked, and rebuilds from event_store
 // into a new generation of the view's tables beside the live one
 // (rebuild.go), switched to atomically once caught up.
@@ -46,11 +47,18 @@ type Config struct {
 	MaxBackoff         time.Duration `mapstructure:"max_backoff" help:"longest pause between attempts"`
 	OffsetsEvery       time.Duration `mapstructure:"offsets_every" help:"how often progress is written to projection_offsets, per partition"`
 	ParkedEvery        time.Duration `mapstructure:"parked_every" help:"how often the parked aggregates are re-read (the dlq-service unparks them)"`
+	ParkedMaxEvery     time.Duration `mapstructure:"parked_max_every" help:"how far the redrive worker's re-reads of the parked aggregates back off, doubling from parked_every, while none is parked (records flowing still re-read them every parked_every; 0: no back-off)"`
 	RebuildRanges      int           `mapstructure:"rebuild_ranges" help:"token ranges a rebuild's scan of event_store is split into"`
 	RebuildParallelism int           `mapstructure:"rebuild_parallelism" help:"token ranges of event_store a rebuild scans at once (one aggregate at a time each)"`
 	// RebuildRate bounds the scan, so that a rebuild leaves the database
 	// to the live consumers (which write the new generation too meanwhile).
 	RebuildRate float64 `mapstructure:"rebuild_rate" help:"aggregates per second a rebuild's scan replays at most (0: no bound)"`
+	// RebuildMaxLag, RebuildMaxDelay and RebuildMaxPause make the scan
+	// yield to this member's live consumption (rebuild.go, yielder), so
+	// that min_version reads keep their promise during a rebuild.
+	RebuildMaxLag   int64         `mapstructure:"rebuild_max_lag" help:"records this member's consumer may be behind before a rebuild's scan pauses for it; it resumes at half as many (0: records never pause it)"`
+	RebuildMaxDelay time.Duration `mapstructure:"rebuild_max_delay" help:"how long a partition of this member's consumer may stay behind its end before a rebuild's scan pauses for it; it resumes at half as long (0: time never pauses it)"`
+	RebuildMaxPause time.Duration `mapstructure:"rebuild_max_pause" help:"longest pause of a rebuild's scan for a lagging consumer; the scan then runs for a quarter of it before it may pause again (it yields at most 80% of the time)"`
 	// RebuildGrace is how long the replaced generation is kept (and kept
 	// current) after a switch: readers holding a page token of it go on
 	// reading it meanwhile.
@@ -80,8 +88,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Topics: record.DefaultTopics(), ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
-		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, RebuildRanges: 64, RebuildParallelism: 16,
-		RebuildRate: 500, RebuildGrace: 10 * time.Minute, RebuildTakeover: 30 * time.Second, GenerationRefresh: time.Second, GenerationMaxStale: 5 * time.Second,
+		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, ParkedMaxEvery: time.Minute, RebuildRanges: 64, RebuildParallelism: 16,
+		RebuildRate: 500, RebuildMaxLag: 100, RebuildMaxDelay: time.Second, RebuildMaxPause: 10 * time.Second, RebuildGrace: 10 * time.Minute, RebuildTakeover: 30 * time.Second, GenerationRefresh: time.Second, GenerationMaxStale: 5 * time.Second,
 		Retry: deadletter.DefaultRetryConfig(), Audit: DefaultAuditConfig(),
 	}
 }
@@ -100,11 +108,15 @@ func (c Config) Validate() error {
 	check(c.MaxBackoff >= c.InitialBackoff, "max_backoff", "must be at least initial_backoff, got %s", c.MaxBackoff)
 	check(c.OffsetsEvery > 0, "offsets_every", "must be positive, got %s", c.OffsetsEvery)
 	check(c.ParkedEvery > 0, "parked_every", "must be positive, got %s", c.ParkedEvery)
+	check(c.ParkedMaxEvery >= 0, "parked_max_every", "must not be negative, got %s", c.ParkedMaxEvery)
 	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
 	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
 	check(c.GenerationRefresh > 0, "generation_refresh", "must be positive, got %s", c.GenerationRefresh)
 	check(c.GenerationMaxStale >= c.GenerationRefresh, "generation_max_stale", "must be at least generation_refresh, got %s", c.GenerationMaxStale)
 	check(c.RebuildRate >= 0, "rebuild_rate", "must not be negative, got %g", c.RebuildRate)
+	check(c.RebuildMaxLag >= 0, "rebuild_max_lag", "must not be negative, got %d", c.RebuildMaxLag)
+	check(c.RebuildMaxDelay >= 0, "rebuild_max_delay", "must not be negative, got %s", c.RebuildMaxDelay)
+	check(c.RebuildMaxPause > 0, "rebuild_max_pause", "must be positive, got %s", c.RebuildMaxPause)
 	check(c.RebuildGrace >= 0, "rebuild_grace", "must not be negative, got %s", c.RebuildGrace)
 	check(c.RebuildTakeover >= 3*c.GenerationRefresh, "rebuild_takeover", "must be at least 3 × generation_refresh, got %s", c.RebuildTakeover)
 	return errors.Join(append(errs, c.Topics.Validate(), config.Nest("retry", c.Retry.Validate()), config.Nest("audit", c.Audit.Validate()))...)
@@ -142,6 +154,9 @@ type Projector[S any] struct {
 	rebuildWake           chan struct{}
 
 	onApplied func(id gocql.UUID, seq int64)
+	// writes counts the writes of the active generation (applyOn): the
+	// auditor rests while it stays put (audit.go).
+	writes atomic.Int64
 
 	redrives redriveState // the dlq-service's retry requests (retry.go)
 
@@ -206,11 +221,12 @@ func New[S any](cfg Config, view View[S], session *gocql.Session, store EventSto
 		p.dlq = deadletter.NewStore(session, "")
 	}
 	if p.parking, err = redrive.New(p.component, p.dlq, cfg.Retry, p.redrive, p.logger, reg, redrive.Options{
-		Metrics:     redrive.Metrics{Parked: m.parked, DeadLettered: m.deadLettered},
-		ReloadEvery: cfg.ParkedEvery,
-		Paused:      p.switching.Load,
-		Unparked:    p.unparkedElsewhere,
-		EachRound:   p.catchUpUnparked,
+		Metrics:        redrive.Metrics{Parked: m.parked, DeadLettered: m.deadLettered},
+		ReloadEvery:    cfg.ParkedEvery,
+		ReloadMaxEvery: cfg.ParkedMaxEvery,
+		Paused:         p.switching.Load,
+		Unparked:       p.unparkedElsewhere,
+		EachRound:      p.catchUpUnparked,
 	}); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
@@ -438,7 +454,7 @@ func (p *Projector[S]) known(ctx context.Context, rec Record, count bool) (bool,
 
 // apply folds events (consecutive, following cp, the aggregate's
 // checkpoint in the active generation) and writes the rows and the
-// checkpoint in one batch. The other generations being written are
+// checkpoint (Checkpoints.Commit). The other generations being written are
 // brought to the same sequence first (catchUpOn). A poison event: what
 // precedes it is written, then it is dead-lettered and the aggregate
 // parked (unless it already is).
@@ -499,7 +515,7 @@ func (p *Projector[S]) catchUpOn(ctx context.Context, t target[S], id gocql.UUID
 }
 
 // applyOn folds events (consecutive, following cp) and writes generation
-// t's rows and checkpoint in one batch. Counters, the cache and OnApplied
+// t's rows and checkpoint (Checkpoints.Commit). Counters, the cache and OnApplied
 // follow the active generation only.
 func (p *Projector[S]) applyOn(ctx context.Context, t target[S], id gocql.UUID, cp checkpoint[S], events []eventstore.Event, parked bool) error {
 	start := time.Now()
@@ -519,7 +535,7 @@ func (p *Projector[S]) applyOn(ctx context.Context, t target[S], id gocql.UUID, 
 	}
 	if seq > cp.seq {
 		if err := p.writeOn(ctx, t, id, cp, state, seq); err != nil {
-			p.remember(id, cp, false) // the batch may or may not have landed
+			p.remember(id, cp, false) // the rows, even the checkpoint, may have landed
 			return err
 		}
 		p.rememberOn(t.gen, id, checkpoint[S]{seq: seq, state: state, existed: true}, true)
@@ -537,6 +553,7 @@ func (p *Projector[S]) applyOn(ctx context.Context, t target[S], id gocql.UUID, 
 				l.Debug().Str("event_type", e.Type).Msg("event applied")
 			}
 		}
+		p.writes.Add(1)
 		if p.onApplied != nil {
 			p.onApplied(id, seq)
 		}
@@ -645,6 +662,8 @@ type projectorMetrics struct {
 	parked                                                      prometheus.Gauge
 	rebuildAggregates, rebuildEvents                            prometheus.Gauge
 	rebuilding                                                  prometheus.Gauge
+	rebuildYielding                                             prometheus.Gauge
+	rebuildYielded                                              prometheus.Counter
 	rebuildRangesDone, rebuildRangesTotal                       prometheus.Gauge
 	generationActive, generationBuilding                        prometheus.Gauge
 }
@@ -674,13 +693,20 @@ func newMetrics(name string, reg prometheus.Registerer) (*projectorMetrics, erro
 		rebuildAggregates:  gauge("rebuild_aggregates", "Aggregates replayed by the running or last rebuild."),
 		rebuildEvents:      gauge("rebuild_events", "Events replayed by the running or last rebuild."),
 		rebuilding:         gauge("rebuilding", "1 while this member runs a rebuild's scan."),
+		rebuildYielding:    gauge("rebuild_yielding", "1 while this member's rebuild scan pauses for its lagging consumer (rebuild_max_lag, rebuild_max_delay)."),
+		rebuildYielded:     counter("rebuild_yield_seconds_total", "Time this member's rebuild scans spent paused for its lagging consumer."),
 		rebuildRangesDone:  gauge("rebuild_ranges_done", "Token ranges of event_store the running or last rebuild's scan has finished."),
 		rebuildRangesTotal: gauge("rebuild_ranges_total", "Token ranges of event_store the running or last rebuild's scan has."),
 		generationActive:   gauge("generation_active", "The generation of the view's tables readers use."),
 		generationBuilding: gauge("generation_building", "The generation a rebuild is writing, 0 when none."),
 	}
+	// Every reason from the start, so that the series (and the
+	// dashboard's panel) exist before the first skip.
+	for _, reason := range []string{"applied", "parked", "unknown", "dlq_skip"} {
+		m.skipped.WithLabelValues(reason)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.applied, m.gapFills, m.gapEvents, m.deadLettered, m.errors, m.retries, m.skipped, m.applyDur, m.lag, m.parked, m.rebuildAggregates, m.rebuildEvents, m.rebuilding, m.rebuildRangesDone, m.rebuildRangesTotal, m.generationActive, m.generationBuilding} {
+		for _, c := range []prometheus.Collector{m.applied, m.gapFills, m.gapEvents, m.deadLettered, m.errors, m.retries, m.skipped, m.applyDur, m.lag, m.parked, m.rebuildAggregates, m.rebuildEvents, m.rebuilding, m.rebuildYielding, m.rebuildYielded, m.rebuildRangesDone, m.rebuildRangesTotal, m.generationActive, m.generationBuilding} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("projector: registering metrics: %w", err)
 			}

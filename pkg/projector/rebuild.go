@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -35,7 +36,9 @@ import (
 //     takes it over when its heartbeat stops) scans event_store by token
 //     range and brings every aggregate of the view's type in g to its
 //     head; each finished range is recorded, so a rebuild cut short
-//     resumes where it stopped.
+//     resumes where it stopped. The scan is paced (RebuildRate) and
+//     pauses while this member's consumer lags (yielder), so that the
+//     active generation stays current for readers meanwhile.
 //  4. When the scan is done, every aggregate is in g at least where the
 //     active generation has it (the scan read event_store after every
 //     member wrote g too, and the members write g before the active
@@ -219,6 +222,8 @@ type rebuildRun struct {
 	aggregates atomic.Int64
 	events     atomic.Int64
 	rangesDone atomic.Int64
+	// yield is the running or last scan's yielder (GET /rebuild).
+	yield atomic.Pointer[yielder]
 }
 
 // StartRebuild begins a rebuild of the view into a new generation (see
@@ -274,6 +279,7 @@ func (p *Projector[S]) StartRebuild(ctx context.Context) (Generations, error) {
 	p.rebuild.aggregates.Store(0)
 	p.rebuild.events.Store(0)
 	p.rebuild.rangesDone.Store(0)
+	p.rebuild.yield.Store(nil)
 	p.m.rebuildAggregates.Set(0)
 	p.m.rebuildEvents.Set(0)
 	p.m.rebuildRangesDone.Set(0)
@@ -578,6 +584,9 @@ func (p *Projector[S]) build(ctx context.Context, g Generations) (err error) {
 
 	t := p.targetOf(g, gen)
 	pace := newSpacing(p.cfg.RebuildRate)
+	yield := p.newYielder(gen)
+	p.rebuild.yield.Store(yield)
+	defer yield.stop()
 	grp, gctx := errgroup.WithContext(bctx)
 	grp.SetLimit(p.cfg.RebuildParallelism)
 	for i, rg := range ranges {
@@ -589,6 +598,9 @@ func (p *Projector[S]) build(ctx context.Context, g Generations) (err error) {
 			err := p.store.HeadsInRange(gctx, rg, func(h eventstore.Head) error {
 				if h.AggregateType != p.view.AggregateType {
 					return nil
+				}
+				if err := yield.wait(gctx); err != nil {
+					return err
 				}
 				if err := pace.wait(gctx); err != nil {
 					return err
@@ -621,8 +633,10 @@ scan:
 	for {
 		select {
 		case <-progress.C:
+			yielding, yielded := yield.state()
 			p.logger.Info().Int("generation", gen).Int64("ranges_done", p.rebuild.rangesDone.Load()).Int("ranges", len(ranges)).
-				Int64("aggregates", p.rebuild.aggregates.Load()).Dur("elapsed", time.Since(start)).Msg("rebuilding")
+				Int64("aggregates", p.rebuild.aggregates.Load()).Dur("elapsed", time.Since(start)).
+				Bool("yielding", yielding).Dur("yielded", yielded).Msg("rebuilding")
 		case err = <-wait:
 			break scan
 		}
@@ -742,8 +756,12 @@ type RebuildStatus struct {
 	Aggregates  int64  `json:"aggregates"`
 	Events      int64  `json:"events"`
 	// Rate is the aggregates rebuilt per second since the start.
-	Rate     float64           `json:"aggregates_per_second"`
-	Retiring map[string]string `json:"retiring,omitempty"`
+	Rate float64 `json:"aggregates_per_second"`
+	// Yielding and YieldSeconds are the scan's pauses for its member's
+	// lagging consumer (rebuild_max_lag), as the member running it answers.
+	Yielding     bool              `json:"yielding,omitempty"`
+	YieldSeconds float64           `json:"yield_seconds,omitempty"`
+	Retiring     map[string]string `json:"retiring,omitempty"`
 }
 
 // Status reads the state of the view's generations and of a running
@@ -777,6 +795,10 @@ func (p *Projector[S]) Status(ctx context.Context) (RebuildStatus, error) {
 	if g.Owner == p.member { // finer than the finished ranges
 		s.Aggregates = max(s.Aggregates, p.rebuild.aggregates.Load())
 		s.Events = max(s.Events, p.rebuild.events.Load())
+		if y := p.rebuild.yield.Load(); y != nil {
+			yielding, yielded := y.state()
+			s.Yielding, s.YieldSeconds = yielding, yielded.Seconds()
+		}
 	}
 	if el := time.Since(g.StartedAt).Seconds(); el > 0 {
 		s.Rate = float64(s.Aggregates) / el
@@ -881,4 +903,223 @@ func (p *Projector[S]) retiredHere(gen int) bool {
 	p.rebuild.mu.Lock()
 	defer p.rebuild.mu.Unlock()
 	return p.rebuild.retired[gen]
+}
+
+// yielder makes a rebuild's scan yield to this member's live consumption:
+// the scan and the consumer share the CPU and the database, and a reader
+// waiting for min_version waits on the consumer. Before each aggregate the
+// scan asks wait: while the consumer is behind, more than maxLag records
+// or for longer than maxDelay (the longest a claimed partition has not
+// been caught up with its end, as sampled: an upper bound of the age of
+// its oldest unapplied record, which a min_version reader waits for), the
+// scan pauses, in steps of poll, until the consumer is back within half
+// of both (the half keeps it from pausing and resuming on every record).
+// A consumer within the bounds never pauses it. So that the scan
+// progresses even when the consumer never catches up, one pause lasts at
+// most maxPause; the scan then runs for minRun (maxPause/4) before it may
+// pause again: it yields at most 80% of the time. The time paused is
+// counted once (not per scanning goroutine) in
+// rebuild_yield_seconds_total, and rebuild_yielding is 1 meanwhile.
+type yielder struct {
+	// behind is how far the consumer is behind, now: records (negative
+	// when not known yet: not behind) and for how long.
+	behind   func(now time.Time) (int64, time.Duration)
+	maxLag   int64         // 0: records never pause the scan
+	maxDelay time.Duration // 0: time never pauses the scan
+	maxPause time.Duration
+	minRun   time.Duration
+	poll     time.Duration
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) bool
+	// paused reports a pause's start (true) and end (false, with how long
+	// it lasted and whether it was cut short at maxPause), under mu.
+	paused func(start bool, lag int64, delay, lasted time.Duration, cut bool)
+	// spent adds time paused, under mu.
+	spent func(time.Duration)
+
+	mu       sync.Mutex
+	yielding bool
+	since    time.Time // the pause's start
+	counted  time.Time // the pause is counted in spent up to here
+	runUntil time.Time // after a pause cut short, no pause before this
+	total    time.Duration
+}
+
+// newYielder is the yielder of a scan of p's generation gen.
+func (p *Projector[S]) newYielder(gen int) *yielder {
+	// Pauses may come and go many times a second: a pause is logged (its
+	// start and its end) when none was for 10 s, with the pauses held back
+	// since; one cut short at rebuild_max_pause always is.
+	var (
+		lastLogged time.Time
+		logged     bool
+		held       int
+		heldFor    time.Duration
+	)
+	clock := &lagClock{}
+	return &yielder{
+		behind: func(now time.Time) (int64, time.Duration) {
+			claims, complete := p.claimed()
+			return clock.behind(claims, complete, now)
+		},
+		maxLag: p.cfg.RebuildMaxLag, maxDelay: p.cfg.RebuildMaxDelay, maxPause: p.cfg.RebuildMaxPause, minRun: p.cfg.RebuildMaxPause / 4,
+		poll: min(max(p.cfg.RebuildMaxPause/20, time.Millisecond), 50*time.Millisecond),
+		now:  time.Now, sleep: backoff.Sleep,
+		paused: func(start bool, lag int64, delay, lasted time.Duration, cut bool) {
+			if start {
+				p.m.rebuildYielding.Set(1)
+				if logged = time.Since(lastLogged) >= 10*time.Second; logged {
+					lastLogged = time.Now()
+					p.logger.Info().Int("generation", gen).Int64("lag", lag).Dur("behind_for", delay).
+						Int64("max_lag", p.cfg.RebuildMaxLag).Dur("max_delay", p.cfg.RebuildMaxDelay).
+						Int("pauses_not_logged", held).Dur("paused_not_logged", heldFor).
+						Msg("rebuild scan yielding: this member's consumer is behind; the scan pauses until it catches up")
+					held, heldFor = 0, 0
+				}
+				return
+			}
+			p.m.rebuildYielding.Set(0)
+			switch {
+			case cut:
+				p.logger.Warn().Int("generation", gen).Int64("lag", lag).Dur("behind_for", delay).Dur("paused", lasted).Dur("scan_for", p.cfg.RebuildMaxPause/4).
+					Msg("rebuild scan resumed although the consumer is still behind (rebuild_max_pause), so that the rebuild progresses")
+			case logged:
+				p.logger.Info().Int("generation", gen).Int64("lag", lag).Dur("paused", lasted).Msg("rebuild scan resumed: the consumer caught up")
+			default:
+				held++
+				heldFor += lasted
+			}
+		},
+		spent: func(d time.Duration) { p.m.rebuildYielded.Add(d.Seconds()) },
+	}
+}
+
+// wait returns at once unless the scan must yield; then it returns once
+// the pause is over, or with ctx's error when ctx ends first.
+func (y *yielder) wait(ctx context.Context) error {
+	for {
+		d := y.check()
+		if d == 0 {
+			return nil
+		}
+		if !y.sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// check decides, now, whether the scan runs (0) or pauses for how long
+// before it asks again.
+func (y *yielder) check() time.Duration {
+	if y.maxLag <= 0 && y.maxDelay <= 0 {
+		return 0
+	}
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	now := y.now()
+	lag, delay := y.behind(now)
+	if !y.yielding {
+		if !y.over(lag, delay, 1) || now.Before(y.runUntil) {
+			return 0
+		}
+		y.yielding, y.since, y.counted = true, now, now
+		y.paused(true, lag, delay, 0, false)
+		return y.poll
+	}
+	y.count(now)
+	switch {
+	case !y.over(lag, delay, 2):
+		y.resume(now, lag, delay, false)
+		return 0
+	case now.Sub(y.since) >= y.maxPause:
+		y.runUntil = now.Add(y.minRun)
+		y.resume(now, lag, delay, true)
+		return 0
+	}
+	return y.poll
+}
+
+// over reports whether the consumer is behind by more than the bounds
+// divided by div.
+func (y *yielder) over(lag int64, delay time.Duration, div int64) bool {
+	return (y.maxLag > 0 && lag > y.maxLag/div) || (y.maxDelay > 0 && delay > y.maxDelay/time.Duration(div))
+}
+
+// count adds the time paused up to now (under mu).
+func (y *yielder) count(now time.Time) {
+	if d := now.Sub(y.counted); d > 0 {
+		y.total += d
+		y.spent(d)
+		y.counted = now
+	}
+}
+
+func (y *yielder) resume(now time.Time, lag int64, delay time.Duration, cut bool) {
+	y.yielding = false
+	y.paused(false, lag, delay, now.Sub(y.since), cut)
+}
+
+// stop ends a pause the scan left (it ended or failed meanwhile).
+func (y *yielder) stop() {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if y.yielding {
+		now := y.now()
+		y.count(now)
+		lag, delay := y.behind(now)
+		y.resume(now, lag, delay, false)
+	}
+}
+
+// state is whether the scan is paused now and the time paused so far.
+func (y *yielder) state() (bool, time.Duration) {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	return y.yielding, y.total
+}
+
+// lagClock remembers when each claimed partition was last seen caught up
+// with its end (as its lag is sampled, at every check of the scan), so
+// that how long the consumer has been behind is known without a
+// timestamp from the consumer.
+type lagClock struct {
+	mu       sync.Mutex
+	caughtUp map[*claimState]time.Time
+}
+
+// behind is the lag of the claimed partitions (as Lag: -1 when some has
+// not started, complete false) and the longest one that is behind now has
+// been so (since it was last seen caught up, or first seen).
+func (l *lagClock) behind(claims map[int32]*claimState, complete bool, now time.Time) (int64, time.Duration) {
+	if !complete {
+		return -1, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := make(map[*claimState]time.Time, len(claims))
+	var total int64
+	var longest time.Duration
+	for _, c := range claims {
+		lag := c.lag()
+		total += lag
+		since, ok := l.caughtUp[c]
+		if lag == 0 || !ok {
+			since = now
+		}
+		seen[c] = since
+		longest = max(longest, now.Sub(since))
+	}
+	l.caughtUp = seen // partitions no longer claimed are forgotten
+	return total, longest
+}
+
+// claimed is the partitions this member consumes now, and whether every
+// one it was given has started (Lag is -1 until then).
+func (p *Projector[S]) claimed() (map[int32]*claimState, bool) {
+	p.claimsMu.Lock()
+	defer p.claimsMu.Unlock()
+	if len(p.claims) < p.expectedClaims {
+		return nil, false
+	}
+	return maps.Clone(p.claims), true
 }

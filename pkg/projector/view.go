@@ -12,8 +12,9 @@ import (
 // projector keeps for it, and which rows of the read model that state is.
 //
 // The projector stores the state S (as JSON) with the aggregate's applied
-// sequence in projection_checkpoints, and writes the rows and the
-// checkpoint in one logged batch, so that they never disagree.
+// sequence in projection_checkpoints, and writes the rows first and the
+// checkpoint once they are written (Checkpoints), so that the rows are
+// never behind the checkpoint.
 type View[S any] struct {
 	// Name names the projector in projection_offsets,
 	// projection_checkpoints, dead_letter_queue and metrics, e.g.
@@ -34,7 +35,11 @@ type View[S any] struct {
 	// those of old into those of s. existed says whether old was ever
 	// written (false before the aggregate's first event reached the view).
 	// seq is the sequence of the last event folded into s; rows carry it as
-	// their version.
+	// their version. The statements must be a function of (old, s, seq),
+	// since they are written again from old should the checkpoint not
+	// follow them; Write sets b.Type to gocql.LoggedBatch when a write
+	// from old to a later state would not overwrite or delete its rows
+	// (a row moving to another key), to have them land with the checkpoint.
 	Write func(b *gocql.Batch, id gocql.UUID, old S, existed bool, s S, seq int64) error
 	// At returns the view writing generation gen's tables (TableName); a
 	// view without it has one generation and cannot be rebuilt beside the

@@ -24,7 +24,9 @@ import (
 
 // projection stands in for the projector machinery: per aggregate it keeps
 // the state as JSON with the applied sequence, and applies new events from
-// the event store a few at a time, each Write in a logged batch of its own.
+// the event store a few at a time, each Write in a batch of its own,
+// unlogged unless the Write asks for a logged one (a row that moves), as
+// projector.Checkpoints writes them.
 type projection[S any] struct {
 	view        projector.View[S]
 	checkpoints map[gocql.UUID]checkpoint
@@ -65,7 +67,7 @@ func (p *projection[S]) catchUp(ctx context.Context, t *testing.T, session *gocq
 				require.NoError(t, err)
 			}
 			seq := events[end-1].Sequence
-			b := session.Batch(gocql.LoggedBatch).WithContext(ctx)
+			b := session.Batch(gocql.UnloggedBatch).WithContext(ctx)
 			require.NoError(t, p.view.Write(b, id, old, existed, s, seq))
 			if len(b.Entries) > 0 {
 				require.NoError(t, session.ExecuteBatch(b))

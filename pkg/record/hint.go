@@ -90,7 +90,7 @@ func HintProducerConfig(sc *sarama.Config) {
 // its fetch requests.
 func HintConsumerConfig(sc *sarama.Config) {
 	sc.Consumer.Fetch.Min = 1
-	sc.Consumer.MaxWaitTime = time.Second
+	sc.Consumer.MaxWaitTime = ConsumerMaxWait
 	sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second

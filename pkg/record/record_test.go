@@ -11,12 +11,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderstream/orderstream/pkg/admin"
 	"github.com/orderstream/orderstream/pkg/config"
 	"github.com/orderstream/orderstream/pkg/domain/customer"
 	"github.com/orderstream/orderstream/pkg/domain/order"
 	"github.com/orderstream/orderstream/pkg/domain/value"
 	"github.com/orderstream/orderstream/pkg/eventcodec"
 	"github.com/orderstream/orderstream/pkg/eventstore"
+	"github.com/orderstream/orderstream/pkg/kafka"
 	"github.com/orderstream/orderstream/pkg/record"
 	"github.com/orderstream/orderstream/pkg/record/recordtest"
 )
@@ -278,6 +280,25 @@ func TestProducerAndConsumerSettings(t *testing.T) {
 	require.True(t, sc.Consumer.Offsets.AutoCommit.Enable)
 	require.True(t, sc.Consumer.Return.Errors)
 	require.NoError(t, sc.Validate())
+}
+
+// An idle consumer's fetch waits a second at the broker, yet returns at
+// the first byte; what queues behind it on the broker connection (the
+// readiness check's metadata request, heartbeats, offset commits) still
+// answers well within its own deadline.
+func TestConsumersWaitLongAndReturnAtTheFirstRecord(t *testing.T) {
+	for name, set := range map[string]func(*sarama.Config){"records": record.ConsumerConfig, "hints": record.HintConsumerConfig} {
+		sc, err := kafka.DefaultConfig().Sarama("test")
+		require.NoError(t, err)
+		set(sc)
+		require.NoError(t, sc.Validate(), name)
+		require.Equal(t, 500*time.Millisecond, sc.Consumer.MaxWaitTime, name)
+		require.Equal(t, int32(1), sc.Consumer.Fetch.Min, name)
+		require.LessOrEqual(t, 4*sc.Consumer.MaxWaitTime, sc.Net.ReadTimeout, name)
+		require.LessOrEqual(t, 3*sc.Consumer.MaxWaitTime, sc.Consumer.Group.Heartbeat.Interval, name)
+		require.LessOrEqual(t, 10*sc.Consumer.MaxWaitTime, sc.Consumer.Group.Session.Timeout, name)
+		require.LessOrEqual(t, 4*sc.Consumer.MaxWaitTime, admin.DefaultConfig(":0").CheckTimeout, name)
+	}
 }
 
 // fakeAdmin is a TopicAdmin over a map.

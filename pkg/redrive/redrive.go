@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 	"github.com/orderstream/orderstream/pkg/logging"
@@ -59,9 +60,10 @@ type DeadLetters interface {
 }
 
 // Poller carries out a component's pending retry requests
-// (*deadletter.Retrier).
+// (*deadletter.Retrier): PollPending returns how many it found pending,
+// taken by a replica or not, and an error only when ctx ended.
 type Poller interface {
-	Poll(ctx context.Context) error
+	PollPending(ctx context.Context) (int, error)
 }
 
 // Metrics are the component's own series: each component keeps its metric
@@ -84,6 +86,12 @@ type Options struct {
 	// set (the dlq-service unparks aggregates); 0 leaves reloading to the
 	// component (the relay reloads before every full scan).
 	ReloadEvery time.Duration
+	// ReloadMaxEvery is how far Run's re-reads back off (doubling from
+	// ReloadEvery, jittered) while the set is empty and they find it
+	// still empty; 0 (or below ReloadEvery) keeps them at ReloadEvery.
+	// ReloadIfStale, on the component's hot path, keeps ReloadEvery: while
+	// records flow the set is never older than that.
+	ReloadMaxEvery time.Duration
 	// Paused, when it returns true, makes Run skip a round (a projector's
 	// rebuild).
 	Paused func() bool
@@ -103,17 +111,21 @@ type Parking struct {
 	component string
 	store     Store
 	poller    Poller
-	every     time.Duration
+	every     time.Duration // retry.Every
+	maxEvery  time.Duration // retry.MaxEvery, at least every
 	opts      Options
 	logger    zerolog.Logger
 
 	set        deadletter.Set
 	reloadedAt atomic.Int64 // unix nanos of the last successful reload
+
+	sleep func(ctx context.Context, d time.Duration) bool // Run's pause (backoff.Sleep; tests record it)
 }
 
 // New builds the parking of component: dead letters go to store, and retry
-// requests, read from it every retry.Every, are carried out by redrive. The
-// retrier's counter orderstream_dlq_redrives_total is registered with reg.
+// requests, read from it every retry.Every (backing off to retry.MaxEvery
+// while there are none), are carried out by redrive. The retrier's counter
+// orderstream_dlq_redrives_total is registered with reg.
 func New(component string, store DeadLetters, retry deadletter.RetryConfig, redrive deadletter.Redrive, logger zerolog.Logger, reg prometheus.Registerer, opts Options) (*Parking, error) {
 	if component == "" {
 		return nil, errors.New("redrive: the component needs a name")
@@ -124,7 +136,7 @@ func New(component string, store DeadLetters, retry deadletter.RetryConfig, redr
 	if opts.RawComponent == "" {
 		opts.RawComponent = component
 	}
-	p := &Parking{component: component, store: store, every: retry.Every, opts: opts, logger: logger.With().Str("component", component).Logger()}
+	p := &Parking{component: component, store: store, every: retry.Every, maxEvery: max(retry.Every, retry.MaxEvery), opts: opts, logger: logger.With().Str("component", component).Logger()}
 	p.poller = opts.Poller
 	if p.poller == nil {
 		r, err := deadletter.NewRetrierOn(retry, store, component, redrive, logger, reg)
@@ -185,18 +197,27 @@ func (p *Parking) Unpark(id gocql.UUID) { p.setParked(p.set.Remove(id)) }
 // Reload re-reads the parked set. A read that overlapped a change of the
 // set is dropped (deadletter.Set.Reload); the next one catches up.
 func (p *Parking) Reload(ctx context.Context) error {
+	_, err := p.reload(ctx)
+	return err
+}
+
+// reload is Reload, and says whether the set changed meanwhile (by the
+// read, or by a change the read overlapped).
+func (p *Parking) reload(ctx context.Context) (changed bool, err error) {
+	before := p.set.Len()
 	removed, err := p.set.Reload(ctx, func(ctx context.Context) (map[gocql.UUID]bool, error) {
 		return p.store.Parked(ctx, p.component)
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
 	p.reloadedAt.Store(time.Now().UnixNano())
-	p.setParked(p.set.Len())
+	after := p.set.Len()
+	p.setParked(after)
 	if len(removed) > 0 && p.opts.Unparked != nil {
 		p.opts.Unparked(removed)
 	}
-	return nil
+	return len(removed) > 0 || after != before, nil
 }
 
 // ReloadIfStale reloads the parked set when the last reload is older than
@@ -210,29 +231,90 @@ func (p *Parking) ReloadIfStale(ctx context.Context) {
 	}
 }
 
-// Run is the redrive worker: every retry.Every (unless paused) it reloads a
+// Run is the redrive worker: in each round (unless paused) it reloads a
 // stale parked set, runs EachRound and carries out the pending retry
 // requests, until ctx ends. It returns nil then: failures of one round are
 // logged and left for the next.
+//
+// An idle component should cost nothing, so both reads back off while they
+// find nothing (pkg/backoff, jittered): the pause between rounds is
+// retry.Every after a round that found a retry request, and doubles up to
+// retry.MaxEvery while rounds find none (so a request waits at most
+// retry.MaxEvery); the parked set is re-read once older than ReloadEvery
+// while it holds aggregates or a re-read finds it changed, and once older
+// than a threshold doubling up to ReloadMaxEvery while it stays empty.
+// Nothing that matters waits on the latter: with nothing parked there is
+// nothing to unpark or catch up, and the hot path (ReloadIfStale) re-reads
+// every ReloadEvery while records flow.
 func (p *Parking) Run(ctx context.Context) error {
-	t := time.NewTicker(p.every)
-	defer t.Stop()
+	polls := backoff.Policy{Initial: p.every, Max: p.maxEvery}.Start()
+	reloads := backoff.Policy{Initial: p.opts.ReloadEvery, Max: max(p.opts.ReloadEvery, p.opts.ReloadMaxEvery)}.Start()
+	pause, reloadAfter := p.every, p.opts.ReloadEvery
+	sleep := p.sleep
+	if sleep == nil {
+		sleep = backoff.Sleep
+	}
 	for {
 		if p.opts.Paused == nil || !p.opts.Paused() {
-			p.ReloadIfStale(ctx)
+			reloadAfter = p.reloadIdle(ctx, reloadAfter, reloads)
 			if p.opts.EachRound != nil {
 				p.opts.EachRound(ctx)
 			}
-			if p.poller.Poll(ctx) != nil {
+			pending, err := p.poller.PollPending(ctx)
+			if err != nil {
 				return nil // ctx ended
 			}
+			pause = p.nextPause(pause, pending, polls)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, pause) {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// nextPause is the pause after a round that found pending retry requests
+// (prev the pause before it): retry.Every after a find, growing towards
+// retry.MaxEvery while rounds find none.
+func (p *Parking) nextPause(prev time.Duration, pending int, polls *backoff.Backoff) time.Duration {
+	if p.maxEvery <= p.every {
+		return p.every // no back-off
+	}
+	if pending > 0 {
+		polls.Reset()
+		if prev > p.every {
+			p.logger.Debug().Int("pending", pending).Dur("every", p.every).Msg("retry requests found: reading them at the fast rate again")
+		}
+		return p.every
+	}
+	next := max(polls.Next(), p.every) // the jitter never makes it faster than after a find
+	if prev < p.maxEvery/2 && next >= p.maxEvery/2 {
+		p.logger.Debug().Dur("max_every", p.maxEvery).Msg("no retry requests: reading them at the slow rate")
+	}
+	return next
+}
+
+// reloadIdle is Run's re-read of the parked set: once the last re-read
+// (Run's or the hot path's) is older than after, it re-reads it and
+// returns the age that calls for the next: ReloadEvery while the set holds
+// aggregates or the re-read changed it, growing towards ReloadMaxEvery
+// while it stays empty. A failed read keeps the set and the threshold, and
+// is logged.
+func (p *Parking) reloadIdle(ctx context.Context, after time.Duration, reloads *backoff.Backoff) time.Duration {
+	if p.opts.ReloadEvery <= 0 || time.Since(time.Unix(0, p.reloadedAt.Load())) <= after {
+		return after
+	}
+	changed, err := p.reload(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.logger.Warn().Err(err).Msg("reading the parked aggregates")
+		}
+		return after
+	}
+	if changed || p.set.Len() > 0 {
+		reloads.Reset()
+		return p.opts.ReloadEvery
+	}
+	return max(reloads.Next(), p.opts.ReloadEvery)
 }
 
 // Worker is Run as a supervised worker called name.

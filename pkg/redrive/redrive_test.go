@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orderstream/orderstream/pkg/backoff"
 	"github.com/orderstream/orderstream/pkg/deadletter"
 	"github.com/orderstream/orderstream/pkg/eventstore"
 )
@@ -27,6 +28,7 @@ type fakeStore struct {
 	parked  map[string]map[gocql.UUID]bool // by component
 	raw     []string                       // components of raw dead letters
 	failing error
+	reads   int // of the parked set
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{Memory: deadletter.NewMemory()} }
@@ -50,6 +52,7 @@ func (s *fakeStore) Park(_ context.Context, component string, e eventstore.Event
 func (s *fakeStore) Parked(_ context.Context, component string) (map[gocql.UUID]bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reads++
 	if s.failing != nil {
 		return nil, s.failing
 	}
@@ -74,11 +77,29 @@ func (s *fakeStore) unpark(component string, id gocql.UUID) {
 	delete(s.parked[component], id)
 }
 
-type countingPoller struct{ polls atomic.Int32 }
+func (s *fakeStore) parkedReads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
 
-func (p *countingPoller) Poll(ctx context.Context) error {
+// countingPoller counts its polls and finds, in each, the number of
+// pending requests the next value of pending says (none when empty).
+type countingPoller struct {
+	polls   atomic.Int32
+	mu      sync.Mutex
+	pending []int
+}
+
+func (p *countingPoller) PollPending(ctx context.Context) (int, error) {
 	p.polls.Add(1)
-	return ctx.Err()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	if len(p.pending) > 0 {
+		n, p.pending = p.pending[0], p.pending[1:]
+	}
+	return n, ctx.Err()
 }
 
 func newParking(t *testing.T, store DeadLetters, opts Options) (*Parking, prometheus.Gauge, prometheus.Counter) {
@@ -90,7 +111,7 @@ func newParking(t *testing.T, store DeadLetters, opts Options) (*Parking, promet
 		opts.Poller = &countingPoller{}
 	}
 	cfg := deadletter.DefaultRetryConfig()
-	cfg.Every = time.Millisecond
+	cfg.Every, cfg.MaxEvery = time.Millisecond, 8*time.Millisecond
 	p, err := New("relay", store, cfg, nil, zerolog.Nop(), nil, opts)
 	require.NoError(t, err)
 	return p, parked, dead
@@ -210,4 +231,156 @@ func TestNewChecks(t *testing.T) {
 	bad.Every = 0
 	_, err = New("relay", newFakeStore(), bad, nil, zerolog.Nop(), nil, Options{Poller: &countingPoller{}})
 	require.ErrorContains(t, err, `"every"`)
+}
+
+// Idle, the rounds back off from retry.Every up to retry.MaxEvery; a round
+// that finds a request (even one another replica holds) brings the next
+// pause back to retry.Every at once.
+func TestRunBacksOffWhileNoRequestsAndReturnsAtOnce(t *testing.T) {
+	const every, maxEvery = 10 * time.Millisecond, 80 * time.Millisecond
+	pending := []int{0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2}
+	poller := &countingPoller{pending: append([]int(nil), pending...)}
+	cfg := deadletter.RetryConfig{Every: every, MaxEvery: maxEvery, ClaimFor: time.Minute}
+	p, err := New("relay", newFakeStore(), cfg, nil, zerolog.Nop(), nil, Options{Poller: poller})
+	require.NoError(t, err)
+	var pauses []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p.sleep = func(_ context.Context, d time.Duration) bool {
+		pauses = append(pauses, d)
+		if len(pauses) == len(pending) {
+			cancel()
+			return false
+		}
+		return true
+	}
+	require.NoError(t, p.Run(ctx))
+	require.Len(t, pauses, len(pending))
+	for i, d := range pauses {
+		require.GreaterOrEqual(t, d, every, "pause %d", i)
+		require.LessOrEqual(t, d, maxEvery, "pause %d", i)
+		if pending[i] > 0 {
+			require.Equal(t, every, d, "pause %d follows a round that found requests", i)
+		}
+	}
+	for _, i := range []int{7, 16} { // after 8 idle rounds: at the cap (jittered to [cap/2, cap])
+		require.GreaterOrEqual(t, pauses[i], maxEvery/2, "pause %d", i)
+	}
+	require.Less(t, pauses[9], maxEvery/2, "the first idle pause after a find starts over from every")
+
+	// No back-off configured: every round waits retry.Every, exactly.
+	cfg.MaxEvery = 0
+	poller = &countingPoller{}
+	p, err = New("relay", newFakeStore(), cfg, nil, zerolog.Nop(), nil, Options{Poller: poller})
+	require.NoError(t, err)
+	pauses = nil
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	p.sleep = func(_ context.Context, d time.Duration) bool {
+		pauses = append(pauses, d)
+		if len(pauses) == 6 {
+			cancel()
+			return false
+		}
+		return true
+	}
+	require.NoError(t, p.Run(ctx))
+	require.Equal(t, []time.Duration{every, every, every, every, every, every}, pauses)
+}
+
+// Run's re-reads of the parked set back off while it is empty and stays
+// so, and return to ReloadEvery as soon as one finds it changed or while
+// it holds aggregates; the hot path's ReloadIfStale keeps ReloadEvery.
+func TestRunReloadsBackOffWhileNothingIsParked(t *testing.T) {
+	const every, maxEvery = 10 * time.Millisecond, 80 * time.Millisecond
+	store := newFakeStore()
+	var unparked []gocql.UUID
+	p, _, _ := newParking(t, store, Options{ReloadEvery: every, ReloadMaxEvery: maxEvery, Unparked: func(ids []gocql.UUID) { unparked = append(unparked, ids...) }})
+	ctx := context.Background()
+	reloads := backoff.Policy{Initial: every, Max: maxEvery}.Start()
+	stale := func() { p.reloadedAt.Store(time.Now().Add(-time.Hour).UnixNano()) }
+
+	after := p.reloadIdle(ctx, every, reloads) // never read: stale
+	require.Equal(t, 1, store.parkedReads())
+	require.GreaterOrEqual(t, after, every)
+	require.Equal(t, after, p.reloadIdle(ctx, after, reloads), "read just now: not stale")
+	require.Equal(t, 1, store.parkedReads())
+	for range 6 {
+		stale()
+		next := p.reloadIdle(ctx, after, reloads)
+		require.GreaterOrEqual(t, next, every)
+		require.LessOrEqual(t, next, maxEvery)
+		after = next
+	}
+	require.Equal(t, 7, store.parkedReads())
+	require.GreaterOrEqual(t, after, maxEvery/2, "empty and unchanged: backed off to the cap")
+
+	// Another member parks an aggregate: the re-read finds it, and while
+	// it is parked the re-reads stay at ReloadEvery.
+	id := gocql.TimeUUID()
+	_, err := store.Park(ctx, "relay", eventstore.Event{AggregateID: id}, nil)
+	require.NoError(t, err)
+	for range 3 {
+		stale()
+		require.Equal(t, every, p.reloadIdle(ctx, after, reloads))
+		after = every
+	}
+	require.True(t, p.Has(id))
+
+	// Unparked elsewhere: the change is reported, and the threshold starts
+	// over from ReloadEvery.
+	store.unpark("relay", id)
+	stale()
+	require.Equal(t, every, p.reloadIdle(ctx, after, reloads))
+	require.Equal(t, []gocql.UUID{id}, unparked)
+	require.False(t, p.Has(id))
+	stale()
+	require.Less(t, p.reloadIdle(ctx, every, reloads), maxEvery/2, "backing off starts over")
+
+	// A failed read keeps the set and the threshold.
+	store.mu.Lock()
+	store.failing = errors.New("database down")
+	store.mu.Unlock()
+	stale()
+	require.Equal(t, 40*time.Millisecond, p.reloadIdle(ctx, 40*time.Millisecond, reloads))
+
+	// The hot path keeps ReloadEvery whatever Run backed off to.
+	store.mu.Lock()
+	store.failing = nil
+	store.mu.Unlock()
+	p.reloadedAt.Store(time.Now().Add(-2 * every).UnixNano())
+	reads := store.parkedReads()
+	p.ReloadIfStale(ctx)
+	require.Equal(t, reads+1, store.parkedReads())
+}
+
+// Idle, Run re-reads the parked set every ReloadEvery without
+// ReloadMaxEvery, and less often with it.
+func TestRunReadsTheParkedSetLessOftenWhenIdle(t *testing.T) {
+	count := func(maxEvery time.Duration) int {
+		store := newFakeStore()
+		cfg := deadletter.RetryConfig{Every: 10 * time.Millisecond, MaxEvery: 10 * time.Millisecond, ClaimFor: time.Minute}
+		p, err := New("relay", store, cfg, nil, zerolog.Nop(), nil, Options{Poller: &countingPoller{}, ReloadEvery: 10 * time.Millisecond, ReloadMaxEvery: maxEvery})
+		require.NoError(t, err)
+		// A simulated clock: each pause moves the last reload back by the
+		// pause, as if that much time had passed.
+		rounds := 0
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		p.sleep = func(_ context.Context, d time.Duration) bool {
+			p.reloadedAt.Add(-int64(d) - int64(time.Millisecond))
+			rounds++
+			if rounds == 200 {
+				cancel()
+				return false
+			}
+			return true
+		}
+		require.NoError(t, p.Run(ctx))
+		return store.parkedReads()
+	}
+	fixed, backedOff := count(0), count(640*time.Millisecond)
+	require.Equal(t, 200, fixed, "each round, every 11 ms, finds the set older than ReloadEvery")
+	require.LessOrEqual(t, backedOff, 20, "backed off to 320..640 ms over 2 s")
+	t.Logf("parked-set reads over 200 idle rounds: %d fixed, %d backing off", fixed, backedOff)
 }

@@ -10,13 +10,18 @@
 // occurred_at to its record's arrival at a consumer of the aggregate
 // topics) and Cassandra's own per-table operation counts.
 //
-// By default it measures a baseline and the system as it ships in one run:
-// it restarts command-service and cdc-relay through scripts/services.sh
-// with HINTS=0 (no commit hints: the relay polls recent commits at a fixed
-// rate, the previous behaviour), measures, restarts them with HINTS=1 and
-// measures again (-baseline none measures the running system once). It
-// prints each run's table, a summary, the distribution of commit→read model
-// and the efficiency tables, with a note when the machine's load average
+// By default it measures three variants in one run (-variants): a
+// baseline, the system as it ships, and the system as it ships without
+// the projectors' auditors. It restarts command-service and cdc-relay
+// through scripts/services.sh with HINTS=0 (no commit hints: the relay
+// polls recent commits at a fixed rate, the previous behaviour), measures,
+// restarts them with HINTS=1 and measures again ("hints on"), then
+// restarts the four projectors with AUDIT=0 and measures a third time
+// ("hints on, auditors off": the auditors' share, issue 19 against issue
+// 18); at the end it restarts what it changed as `make up` runs it
+// (-variants running, or -baseline none, measures the running system
+// once). It prints each run's table, a summary, the distribution of
+// commit→read model and the efficiency tables, with a note when the machine's load average
 // says other work competed; with -markdown it writes them, with the machine
 // and the command, into that file between e2ebench's markers (other
 // sections of the file are kept).
@@ -56,20 +61,23 @@ var (
 	markdown     = flag.String("markdown", "", "write the figures into this Markdown file (e.g. docs/benchmarks.md)")
 	system       = flag.String("system", "the eight services of `make up` as local processes, with Apache Cassandra and Apache Kafka on loopback, all on this machine",
 		"what the load ran against, for the Markdown")
-	baselineFlag = flag.String("baseline", "hints-off", "hints-off: measure twice in one run, first with command-service and cdc-relay restarted without commit hints "+
-		"(the relay polls recent commits at a fixed rate, the previous behaviour), then restarted with them (left so); none: measure the running system once, as it is")
-	idleFlag   = flag.Duration("idle", 60*time.Second, "idle window of each variant: CPU of every process with no load, once the stack has settled; 0 skips it")
-	settleMin  = flag.Duration("settle-min", 30*time.Second, "shortest wait before the idle window (the relay's polls back off after its restart)")
-	settleMax  = flag.Duration("settle-max", 3*time.Minute, "longest wait, before the idle window, for the stack's CPU to stop falling (Cassandra's compactions after a start or a load)")
-	services   = flag.String("services-script", "scripts/services.sh", "the script that restarts the services (its restart command, with HINTS=0 or 1)")
-	runDir     = flag.String("run-dir", ".run", "where scripts/stack.sh and scripts/services.sh keep their pid files")
-	brokers    = flag.String("kafka", "127.0.0.1:9092", "Kafka brokers, comma-separated: commit→record is read from the aggregate topics")
-	prefix     = flag.String("topic-prefix", "orderstream", "the relay's relay.topic_prefix")
-	cqlHosts   = flag.String("cql", "127.0.0.1:9042", "Cassandra hosts, comma-separated: its per-table operation counts")
-	keyspace   = flag.String("keyspace", "orderstream", "the system's keyspace")
-	quietLoad  = flag.Float64("quiet-load", 1.0, "1-minute load average at the start above which the figures are marked as taken on a busy machine")
-	quietOther = flag.Float64("quiet-other", 0.1, "CPU of processes outside the stack during an idle window, in cores, above which the figures are marked as taken on a busy machine")
-	settleStep = 10 * time.Second
+	variantsFlag = flag.String("variants", "baseline,hints,noaudit", "variants to measure, comma-separated, always in this order: "+
+		"baseline (command-service and cdc-relay restarted without commit hints: the relay polls recent commits at a fixed rate, the previous behaviour), "+
+		"hints (restarted with them, as make up runs them), noaudit (hints on, the four projectors restarted without their auditors); "+
+		"or running alone: the running system once, as it is. Services restarted otherwise than make up runs them are restarted so at the end")
+	baselineFlag = flag.String("baseline", "hints-off", "hints-off: the variants of -variants; none: measure the running system once, as it is (-variants running)")
+	idleFlag     = flag.Duration("idle", 60*time.Second, "idle window of each variant: CPU of every process with no load, once the stack has settled; 0 skips it")
+	settleMin    = flag.Duration("settle-min", 30*time.Second, "shortest wait before the idle window (the relay's polls back off after its restart)")
+	settleMax    = flag.Duration("settle-max", 3*time.Minute, "longest wait, before the idle window, for the stack's CPU to stop falling (Cassandra's compactions after a start or a load)")
+	services     = flag.String("services-script", "scripts/services.sh", "the script that restarts the services (its restart command, with HINTS or AUDIT set to 0 or 1)")
+	runDir       = flag.String("run-dir", ".run", "where scripts/stack.sh and scripts/services.sh keep their pid files")
+	brokers      = flag.String("kafka", "127.0.0.1:9092", "Kafka brokers, comma-separated: commit→record is read from the aggregate topics")
+	prefix       = flag.String("topic-prefix", "orderstream", "the relay's relay.topic_prefix")
+	cqlHosts     = flag.String("cql", "127.0.0.1:9042", "Cassandra hosts, comma-separated: its per-table operation counts")
+	keyspace     = flag.String("keyspace", "orderstream", "the system's keyspace")
+	quietLoad    = flag.Float64("quiet-load", 1.0, "1-minute load average at the start above which the figures are marked as taken on a busy machine")
+	quietOther   = flag.Float64("quiet-other", 0.1, "CPU of processes outside the stack during an idle window, in cores, above which the figures are marked as taken on a busy machine")
+	settleStep   = 10 * time.Second
 )
 
 // stackServices are the services of `make up` (scripts/services.sh), whose
@@ -119,11 +127,12 @@ func (r result) cpuPerCommand(name string) time.Duration {
 	return d / time.Duration(r.report.Commands)
 }
 
-// variant is one configuration of the system measured: the baseline or
-// the system as it ships.
+// variant is one configuration of the system measured: the baseline, the
+// system as it ships, or it without auditors.
 type variant struct {
 	name  string
-	hints string // HINTS for services.sh restart; "" runs on the system as it is
+	hints string // HINTS for services.sh restart of command-service and cdc-relay; "" leaves them as they run
+	audit string // AUDIT for services.sh restart of the projectors; "" leaves them as they run
 	idle  *idleResult
 	runs  []result
 	// load averages (1 minute) as the variant began and ended
@@ -140,14 +149,83 @@ type idleResult struct {
 	other time.Duration
 }
 
+// The variants -variants names, in the order they are measured.
+const (
+	variantBaseline = "baseline"
+	variantHints    = "hints"
+	variantNoAudit  = "noaudit"
+	variantRunning  = "running"
+)
+
 func variants() ([]*variant, error) {
 	switch *baselineFlag {
 	case "hints-off":
-		return []*variant{{name: "baseline: hints off, fixed-rate poll", hints: "0"}, {name: "hints on", hints: "1"}}, nil
+		return parseVariants(*variantsFlag)
 	case "none":
-		return []*variant{{name: "as running"}}, nil
+		return parseVariants(variantRunning)
 	}
 	return nil, fmt.Errorf("-baseline: want hints-off or none, got %q", *baselineFlag)
+}
+
+// parseVariants builds the variants a -variants list names, in the order
+// baseline, hints, noaudit whatever the list's order. A variant sets only
+// what it needs: "hints on, auditors off" restarts command-service and
+// cdc-relay with hints only when the baseline left them without.
+func parseVariants(s string) ([]*variant, error) {
+	want := map[string]bool{}
+	for _, f := range splitList(s) {
+		switch f {
+		case variantBaseline, variantHints, variantNoAudit, variantRunning:
+			want[f] = true
+		default:
+			return nil, fmt.Errorf("-variants: want baseline, hints, noaudit or running, comma-separated, got %q", s)
+		}
+	}
+	if want[variantRunning] {
+		if len(want) > 1 {
+			return nil, fmt.Errorf("-variants: running measures the system as it is, alone; got %q", s)
+		}
+		return []*variant{{name: "as running"}}, nil
+	}
+	var vs []*variant
+	if want[variantBaseline] {
+		vs = append(vs, &variant{name: "baseline: hints off, fixed-rate poll", hints: "0"})
+	}
+	if want[variantHints] {
+		vs = append(vs, &variant{name: "hints on", hints: "1"})
+	}
+	if want[variantNoAudit] {
+		v := &variant{name: "hints on, auditors off", audit: "0"}
+		if !want[variantHints] {
+			v.hints = "1" // the system may run without them (a baseline just before, or an interrupted run)
+		}
+		vs = append(vs, v)
+	}
+	if len(vs) == 0 {
+		return nil, fmt.Errorf("-variants: name at least one variant, got %q", s)
+	}
+	return vs, nil
+}
+
+// The services each switch of services.sh restarts.
+var (
+	hintServices      = []string{"command-service", "cdc-relay"}
+	projectorServices = []string{"projector-order-read-model", "projector-orders-by-customer", "projector-orders-by-status", "projector-customer-read-model"}
+)
+
+// restore is what to restart, after the variants, to leave the system as
+// `make up` runs it (HINTS=1, AUDIT=1): the services of each switch that a
+// variant set otherwise.
+func restore(vs []*variant) (hints, audit bool) {
+	for _, v := range vs {
+		if v.hints != "" {
+			hints = v.hints != "1"
+		}
+		if v.audit != "" {
+			audit = v.audit != "1"
+		}
+	}
+	return hints, audit
 }
 
 func run() error {
@@ -172,8 +250,12 @@ func run() error {
 	m := describeMachine()
 	started := time.Now().UTC()
 
-	for _, v := range vs {
-		if err := measure(ctx, v, clients, counter); err != nil {
+	for i, v := range vs {
+		err := measure(ctx, v, clients, counter)
+		if err != nil || i == len(vs)-1 {
+			err = errors.Join(err, leaveAsUp(ctx, stop, vs[:i+1]))
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", v.name, err)
 		}
 	}
@@ -214,10 +296,16 @@ func run() error {
 // up and runs the load at each client count.
 func measure(ctx context.Context, v *variant, clients []int, counter *cqlCounter) error {
 	v.loadStart = loadAverage()
-	if v.hints != "" {
-		fmt.Fprintf(os.Stderr, "%s: restarting command-service and cdc-relay with HINTS=%s\n", v.name, v.hints)
-		if err := restartServices(ctx, v.hints); err != nil {
-			return err
+	if v.hints != "" || v.audit != "" {
+		if v.hints != "" {
+			if err := restartServices(ctx, v.name, "HINTS="+v.hints, hintServices); err != nil {
+				return err
+			}
+		}
+		if v.audit != "" {
+			if err := restartServices(ctx, v.name, "AUDIT="+v.audit, projectorServices); err != nil {
+				return err
+			}
 		}
 		if err := preflight(ctx); err != nil {
 			return err
@@ -293,18 +381,42 @@ func loadRun(ctx context.Context, n int, procs []proc, counter *cqlCounter) (res
 	return result{clients: n, report: rep, table: b.String(), use: before.until(after), records: records, counts: countsAfter.since(countsBefore)}, nil
 }
 
-// restartServices restarts command-service and cdc-relay through the
-// services script with HINTS set, and waits until they are ready.
-func restartServices(ctx context.Context, hints string) error {
+// restartServices restarts names through the services script with env
+// (HINTS=… or AUDIT=…) set, and waits until they are ready.
+func restartServices(ctx context.Context, why, env string, names []string) error {
+	fmt.Fprintf(os.Stderr, "%s: restarting %s with %s\n", why, strings.Join(names, ", "), env)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, *services, "restart", "command-service", "cdc-relay")
-	cmd.Env = append(os.Environ(), "HINTS="+hints)
+	cmd := exec.CommandContext(ctx, *services, append([]string{"restart"}, names...)...)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s restart command-service cdc-relay (HINTS=%s): %w", *services, hints, err)
+		return fmt.Errorf("%s restart %s (%s): %w", *services, strings.Join(names, " "), env, err)
 	}
 	return nil
+}
+
+// leaveAsUp restarts, once the last variant is measured or one failed,
+// the services the variants measured so far left otherwise than `make up`
+// runs them. After an interrupt (ctx ended) too: stopSignals lets a second
+// one end the bench at once.
+func leaveAsUp(ctx context.Context, stopSignals func(), done []*variant) error {
+	hints, audit := restore(done)
+	if !hints && !audit {
+		return nil
+	}
+	if ctx.Err() != nil {
+		stopSignals()
+		ctx = context.WithoutCancel(ctx)
+	}
+	var errs []error
+	if hints {
+		errs = append(errs, restartServices(ctx, "leaving the system as `make up` runs it", "HINTS=1", hintServices))
+	}
+	if audit {
+		errs = append(errs, restartServices(ctx, "leaving the system as `make up` runs it", "AUDIT=1", projectorServices))
+	}
+	return errors.Join(errs...)
 }
 
 // measureIdle waits until the stack's CPU stops falling (windows of
@@ -567,9 +679,7 @@ func writeMarkdown(path string, m machine, started time.Time, vs []*variant) err
 		"are the system's own, while `system.paxos` (LWTs) and `system.batches` (logged batches) count every keyspace, so on a "+
 		"shared Cassandra they include other clients' work.\n\n", *duration, *invalidEvery, *readEvery)
 	if len(vs) > 1 {
-		fmt.Fprintf(&b, "Two variants in the same run, one after the other: the **baseline** restarts command-service and cdc-relay "+
-			"without commit hints (`HINTS=0 scripts/services.sh restart command-service cdc-relay`: the relay reads recent commits "+
-			"every `relay.recent_interval`, the behaviour before commit hints), then **hints on** restarts them as `make up` runs them. ")
+		fmt.Fprint(&b, variantsText(vs)+" ")
 	}
 	if *idleFlag > 0 {
 		fmt.Fprintf(&b, "Each variant first waits for the stack's CPU to stop falling (windows of %s, at least %s, at most %s: Cassandra's "+
@@ -594,10 +704,18 @@ func writeMarkdown(path string, m machine, started time.Time, vs []*variant) err
 
 	efficiencyGrid(vs).markdown(&b)
 	fmt.Fprintln(&b)
-	if gs := goals(vs); len(gs) > 0 {
-		fmt.Fprintf(&b, "Goals of issue 18, for %s:\n\n", vs[len(vs)-1].name)
+	if gs := goalLines(vs); len(gs) > 0 {
+		fmt.Fprintf(&b, "Goals of issue 18, for %s (as deployed)", judged(vs).name)
+		if off := withoutAuditors(vs); off != nil {
+			fmt.Fprintf(&b, ", each followed by the same goal for %s", off.name)
+		}
+		fmt.Fprint(&b, ":\n\n")
 		for _, g := range gs {
-			fmt.Fprintf(&b, "- %s %s: %s\n", map[bool]string{true: "met", false: "**missed**"}[g.ok], g.what, g.got)
+			what := g.what
+			if g.other != "" {
+				what += " (" + g.other + ")"
+			}
+			fmt.Fprintf(&b, "- %s %s: %s\n", map[bool]string{true: "met", false: "**missed**"}[g.ok], what, g.got)
 		}
 		fmt.Fprintln(&b)
 	}
@@ -649,6 +767,43 @@ func writeMarkdown(path string, m machine, started time.Time, vs []*variant) err
 	}
 	fmt.Fprintln(&b, endMarker)
 	return replaceSection(path, b.String())
+}
+
+// variantsText says, for the Markdown, how each variant was set up.
+func variantsText(vs []*variant) string {
+	count := map[int]string{2: "Two", 3: "Three"}[len(vs)]
+	if count == "" {
+		count = strconv.Itoa(len(vs))
+	}
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		var restarts []string
+		if v.hints == "0" {
+			restarts = append(restarts, "restarts command-service and cdc-relay without commit hints "+
+				"(`HINTS=0 scripts/services.sh restart command-service cdc-relay`: the relay reads recent commits "+
+				"every `relay.recent_interval`, the behaviour before commit hints)")
+		}
+		if v.hints == "1" {
+			restarts = append(restarts, "restarts command-service and cdc-relay as `make up` runs them, with commit hints")
+		}
+		if v.audit == "0" {
+			share := ""
+			if on := judged(vs); on != v && on.hints == "1" && on.audit == "" {
+				share = "; beside **" + on.name + "**, the auditors' share"
+			}
+			restarts = append(restarts, "restarts the four projectors without their auditors (`AUDIT=0 scripts/services.sh restart "+
+				strings.Join(projectorServices, " ")+"`: `projector.audit.enabled=false`"+share+")")
+		}
+		if len(restarts) == 0 {
+			restarts = append(restarts, "measures the system as it runs")
+		}
+		parts[i] = fmt.Sprintf("**%s** %s", v.name, strings.Join(restarts, " and "))
+	}
+	text := fmt.Sprintf("%s variants in the same run, one after the other: %s.", count, strings.Join(parts, "; then "))
+	if hints, audit := restore(vs); hints || audit {
+		text += " At the end, what a variant changed is restarted as `make up` runs it (commit hints and auditors on)."
+	}
+	return text
 }
 
 // commandLine is the command that produced the figures, as one would type it.

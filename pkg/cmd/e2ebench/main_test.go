@@ -1,9 +1,11 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,4 +192,108 @@ func TestWriteMarkdown(t *testing.T) {
 	} {
 		require.Contains(t, doc, want)
 	}
+}
+
+// -variants picks the variants, always measured baseline, hints, noaudit;
+// "hints on, auditors off" turns hints on itself only when no "hints on"
+// precedes it.
+func TestParseVariants(t *testing.T) {
+	type setup struct{ name, hints, audit string }
+	of := func(vs []*variant) []setup {
+		var out []setup
+		for _, v := range vs {
+			out = append(out, setup{v.name, v.hints, v.audit})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		in   string
+		want []setup
+	}{
+		{"baseline,hints,noaudit", []setup{{"baseline: hints off, fixed-rate poll", "0", ""}, {"hints on", "1", ""}, {"hints on, auditors off", "", "0"}}},
+		{"noaudit, hints", []setup{{"hints on", "1", ""}, {"hints on, auditors off", "", "0"}}},
+		{"noaudit,baseline", []setup{{"baseline: hints off, fixed-rate poll", "0", ""}, {"hints on, auditors off", "1", "0"}}},
+		{"noaudit", []setup{{"hints on, auditors off", "1", "0"}}},
+		{"hints", []setup{{"hints on", "1", ""}}},
+		{"running", []setup{{"as running", "", ""}}},
+	} {
+		vs, err := parseVariants(tc.in)
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, of(vs), tc.in)
+	}
+	for _, bad := range []string{"", ",", "hints,audit", "running,hints"} {
+		_, err := parseVariants(bad)
+		require.ErrorContains(t, err, "-variants", bad)
+	}
+	def, err := parseVariants(flag.Lookup("variants").DefValue)
+	require.NoError(t, err)
+	require.Len(t, def, 3, "all three by default")
+}
+
+// At the end the bench restarts what the variants left otherwise than
+// `make up` runs it.
+func TestRestore(t *testing.T) {
+	for _, tc := range []struct {
+		in           string
+		hints, audit bool
+	}{
+		{"baseline,hints,noaudit", false, true},
+		{"baseline", true, false},
+		{"baseline,noaudit", false, true},
+		{"hints", false, false},
+		{"running", false, false},
+	} {
+		vs, err := parseVariants(tc.in)
+		require.NoError(t, err)
+		hints, audit := restore(vs)
+		require.Equal(t, [2]bool{tc.hints, tc.audit}, [2]bool{hints, audit}, tc.in)
+		if len(vs) > 1 {
+			require.Equal(t, tc.hints || tc.audit, strings.Contains(variantsText(vs), "At the end"), tc.in)
+		}
+	}
+}
+
+// The goals are judged on "hints on" (as deployed), not on the variant
+// measured last; each is followed by the same goal without auditors.
+func TestGoalsBesideTheAuditorsOff(t *testing.T) {
+	at := time.Now()
+	idle := func(cpu time.Duration) *idleResult {
+		return &idleResult{use: cpuSample{at: at, cpu: map[string]time.Duration{"x": 0}}.until(cpuSample{at: at.Add(time.Minute), cpu: map[string]time.Duration{"x": cpu}})}
+	}
+	run4 := result{clients: 4, report: &httpload.Report{Commands: 100, ReadLatency: httpload.Stats{P50: 20 * time.Millisecond, P99: 80 * time.Millisecond}},
+		records: []time.Duration{5 * time.Millisecond}}
+	vs, err := parseVariants("baseline,hints,noaudit")
+	require.NoError(t, err)
+	vs[0].idle, vs[1].idle, vs[2].idle = idle(30*time.Second), idle(12*time.Second), idle(time.Second) // 0.5, 0.2, 0.017 of a core
+	for _, v := range vs {
+		v.runs = []result{run4}
+	}
+	require.Equal(t, "hints on", judged(vs).name)
+	require.Equal(t, "hints on, auditors off", withoutAuditors(vs).name)
+	lines := goalLines(vs)
+	require.Len(t, lines, 8, "four goals, each twice")
+	require.Equal(t, goalLine{goal: goal{"idle: all processes ≤ 0.03 core", false, "0.2000"}}, lines[0])
+	require.Equal(t, goalLine{goal: goal{"idle: all processes ≤ 0.03 core", true, "0.0167"}, other: "hints on, auditors off"}, lines[1])
+	require.Equal(t, goals(vs), goalsOf(vs[1]))
+
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	require.NoError(t, writeMarkdown(path, machine{cpu: "test CPU", cores: 2}, at, vs))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	doc := string(b)
+	for _, want := range []string{
+		"Three variants in the same run, one after the other: **baseline: hints off, fixed-rate poll** restarts command-service and cdc-relay without commit hints",
+		"then **hints on, auditors off** restarts the four projectors without their auditors (`AUDIT=0 scripts/services.sh restart projector-order-read-model",
+		"`projector.audit.enabled=false`; beside **hints on**, the auditors' share)",
+		"At the end, what a variant changed is restarted as `make up` runs it",
+		"Goals of issue 18, for hints on (as deployed), each followed by the same goal for hints on, auditors off:",
+		"- **missed** idle: all processes ≤ 0.03 core: 0.2000\n- met idle: all processes ≤ 0.03 core (hints on, auditors off): 0.0167\n",
+		"| process | baseline | hints | no audit |",
+	} {
+		require.Contains(t, doc, want)
+	}
+	var text strings.Builder
+	efficiencyText(&text, vs)
+	require.Contains(t, text.String(), "goals of issue 18 (hints on)")
+	require.Contains(t, text.String(), "(hints on, auditors off)")
 }

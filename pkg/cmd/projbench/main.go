@@ -4,15 +4,17 @@
 // Throughput: a backlog of events (from the load generator, on private
 // topics) is applied by each projector from a new consumer group, until
 // every event is applied. The baseline for each is bare: the same view's
-// Fold and Write with the checkpoint, one logged batch per event as the
-// projector writes them, from as many goroutines as the topic has
-// partitions, with no consumer, no checkpoint read and no gap check.
+// Fold and Write with the checkpoint, written per event as the projector
+// writes them (projector.Checkpoints: the rows, then the checkpoint; one
+// logged batch only where a row moves to another key), from as many
+// goroutines as the topic has partitions, with no consumer, no checkpoint
+// read and no gap check.
 //
 // Latency: with the relay (scan source) and the four projectors running on
 // -aggregates aggregates, new orders are committed at -rate per second; for
 // each, the time from the commit's return to (a) its record's arrival at a
 // consumer of the topic and (b) the order_read_model row being written (the
-// projector's batch acknowledged: from then on a read sees it). (a) is
+// projector's write acknowledged: from then on a read sees it). (a) is
 // where the time goes before the projector; (b) − (a) is the projector's.
 //
 // Rebuild: each view rebuilt over the backlog's aggregates into a new
@@ -256,8 +258,9 @@ func throughput[S any](ctx context.Context, b *bench, view projector.View[S], ev
 }
 
 // bareApply writes what the projector writes, without the projector: per
-// event, the view's rows and the checkpoint in one logged batch. The
-// events are read and folded before the clock starts.
+// event, the view's rows and the checkpoint through the projector's
+// Checkpoints.Commit. The events are read and folded before the clock
+// starts.
 func bareApply[S any](ctx context.Context, b *bench, view projector.View[S]) (time.Duration, error) {
 	type step struct {
 		id      gocql.UUID
@@ -307,19 +310,16 @@ func bareApply[S any](ctx context.Context, b *bench, view projector.View[S]) (ti
 		work = append(work, steps)
 	}
 	var next atomic.Int64
+	cps := projector.NewCheckpoints(b.session)
 	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
 	for range *partitions {
 		g.Go(func() error {
 			for i := int(next.Add(1) - 1); i < len(work); i = int(next.Add(1) - 1) {
 				for _, st := range work[i] {
-					batch := b.session.Batch(gocql.LoggedBatch).WithContext(gctx)
-					if err := view.Write(batch, st.id, st.old, st.existed, st.s, st.seq); err != nil {
-						return err
-					}
-					batch.Query(`UPDATE projection_checkpoints SET sequence = ?, state = ?, updated_at = ? WHERE projection_name = ? AND aggregate_id = ?`,
-						st.seq, string(st.state), time.Now().UTC(), view.Name+"-bare", st.id)
-					if err := b.session.ExecuteBatch(batch); err != nil {
+					if err := cps.Commit(gctx, view.Name+"-bare", st.id, st.seq, string(st.state), func(batch *gocql.Batch) error {
+						return view.Write(batch, st.id, st.old, st.existed, st.s, st.seq)
+					}); err != nil {
 						return err
 					}
 				}

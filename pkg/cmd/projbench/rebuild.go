@@ -88,8 +88,8 @@ func rebuildThroughput[S any](ctx context.Context, b *bench, view projector.View
 
 // truncateAndReplay is the rebuild before generations: TRUNCATE the
 // view's tables, then scan event_store by token range (RebuildParallelism
-// aggregates at once) and write each aggregate's rows and checkpoint in
-// one logged batch.
+// aggregates at once) and write each aggregate's rows and checkpoint as
+// the projector does (projector.Checkpoints).
 func truncateAndReplay[S any](ctx context.Context, b *bench, view projector.View[S]) (time.Duration, error) {
 	cfg := projector.DefaultConfig()
 	start := time.Now()
@@ -99,6 +99,7 @@ func truncateAndReplay[S any](ctx context.Context, b *bench, view projector.View
 		}
 	}
 	up := eventcodec.NewUpcasters()
+	cps := projector.NewCheckpoints(b.session)
 	ids := make(chan gocql.UUID, 256)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -140,13 +141,9 @@ func truncateAndReplay[S any](ctx context.Context, b *bench, view projector.View
 				if err != nil {
 					return err
 				}
-				batch := b.session.Batch(gocql.LoggedBatch).WithContext(gctx)
-				if err := view.Write(batch, id, *new(S), false, s, seq); err != nil {
-					return err
-				}
-				batch.Query(`UPDATE projection_checkpoints SET sequence = ?, state = ?, updated_at = ? WHERE projection_name = ? AND aggregate_id = ?`,
-					seq, string(state), time.Now().UTC(), view.Name+"-replay", id)
-				if err := b.session.ExecuteBatch(batch); err != nil {
+				if err := cps.Commit(gctx, view.Name+"-replay", id, seq, string(state), func(batch *gocql.Batch) error {
+					return view.Write(batch, id, *new(S), false, s, seq)
+				}); err != nil {
 					return err
 				}
 			}

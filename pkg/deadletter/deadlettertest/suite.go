@@ -62,6 +62,7 @@ func Suite(t *testing.T, open func(t *testing.T) Store) {
 		{"ListFiltersAndPages", listFiltersAndPages},
 		{"SubmitKeepsOneRequestPerAggregate", submitKeepsOneRequestPerAggregate},
 		{"RetrierCarriesOutEachRequestOnce", retrierCarriesOutEachRequestOnce},
+		{"PollPendingCountsWhatItFound", pollPendingCountsWhatItFound},
 		{"ClaimAndRelease", claimAndRelease},
 		{"Settle", settle},
 	} {
@@ -359,6 +360,49 @@ func retrierCarriesOutEachRequestOnce(t *testing.T, s Store) {
 	_, found, err = s.AwaitResult(wctx, gocql.TimeUUID(), 10*time.Millisecond)
 	require.NoError(t, err)
 	require.False(t, found)
+}
+
+// PollPending says how many requests a poll found pending, those another
+// replica holds included (its caller polls fast while there are some), and
+// 0 once there are none.
+func pollPendingCountsWhatItFound(t *testing.T, s Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const component = "projector/poll"
+	var served atomic.Int32
+	redrive := func(ctx context.Context, req deadletter.Request, e deadletter.Entry) (deadletter.Result, error) {
+		served.Add(1)
+		return s.Settle(ctx, e, deadletter.Outcome{Progress: e.Sequence, Head: e.Sequence, Applied: 1})
+	}
+	r, err := deadletter.NewRetrierOn(deadletter.DefaultRetryConfig(), s, component, redrive, zerolog.Nop(), nil)
+	require.NoError(t, err)
+	n, err := r.PollPending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	agg := gocql.UUID(uuid.New())
+	id, err := s.Park(ctx, component, Event(agg, 1, "OrderShipped"), errors.New("bad"))
+	require.NoError(t, err)
+	req, created, err := s.Submit(ctx, deadletter.Request{Component: component, AggregateID: agg, DLQID: id, Action: deadletter.ActionRetry, RequestedBy: "t"})
+	require.NoError(t, err)
+	require.True(t, created)
+	taken, err := s.Claim(ctx, req, "another replica", time.Minute)
+	require.NoError(t, err)
+	require.True(t, taken)
+	n, err = r.PollPending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "held by another replica: still a request")
+	require.Zero(t, served.Load())
+
+	require.NoError(t, s.Release(ctx, req, "another replica"))
+	n, err = r.PollPending(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, int32(1), served.Load())
+	n, err = r.PollPending(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "done and deleted")
+	require.NoError(t, r.Poll(ctx), "Poll is PollPending without the count")
 }
 
 // A request is taken by one owner at a time; its owner can free it.
