@@ -304,6 +304,9 @@ func projectorRows(b *dashboard.DashboardBuilder, s scope, projection string) *d
 			q{`max(` + s.m("orderstream_projector_rebuilding") + `)`, "rebuilding"},
 			q{`max(` + s.m("orderstream_projector_rebuild_aggregates") + `)`, "aggregates"},
 			q{`max(` + s.m("orderstream_projector_rebuild_events") + `)`, "events"})).
+		WithPanel(graph("Rebuild: yielding", "While a rebuild's scan pauses for its lagging consumer (1), and the share of time it paused.", "short",
+			q{`max(` + s.m("orderstream_projector_rebuild_yielding") + `)`, "yielding"},
+			q{`sum(rate(` + s.m("orderstream_projector_rebuild_yield_seconds_total") + `[$__rate_interval]))`, "paused (s/s)"})).
 		WithPanel(graph("Audit: drift", "Drift the self-healing auditor found, by kind, and its repairs (per second).", "ops",
 			q{`sum by (kind) (rate(` + s.m("orderstream_projector_audit_drift_total") + `[$__rate_interval]))`, "{{kind}}"},
 			q{`sum(rate(` + s.m("orderstream_projector_audit_repaired_total") + `[$__rate_interval]))`, "repaired"},
@@ -312,7 +315,10 @@ func projectorRows(b *dashboard.DashboardBuilder, s scope, projection string) *d
 			q{`sum(rate(` + s.m("orderstream_projector_audit_aggregates_checked_total") + `[$__rate_interval]))`, "aggregates/s"},
 			q{`sum(rate(` + s.m("orderstream_projector_audit_rows_checked_total") + `[$__rate_interval]))`, "rows/s"},
 			q{`max(` + s.m("orderstream_projector_audit_pass_duration_seconds") + `)`, "pass duration (s)"},
-			q{`time() - max(` + s.m("orderstream_projector_audit_last_complete_pass_timestamp_seconds") + `)`, "since last pass (s)"}))
+			q{`time() - max(` + s.m("orderstream_projector_audit_last_complete_pass_timestamp_seconds") + `)`, "since last pass (s)"})).
+		WithPanel(graph("Audit: resting", "1 while the auditor rests (its projector applied nothing during the last pass), and why rests ended (per second).", "short",
+			q{`max(` + s.m("orderstream_projector_audit_resting") + `)`, "resting"},
+			q{`sum by (reason) (rate(` + s.m("orderstream_projector_audit_wakes_total") + `[$__rate_interval]))`, "woke: {{reason}}"}))
 }
 
 func runtimeRows(b *dashboard.DashboardBuilder, s scope) *dashboard.DashboardBuilder {
