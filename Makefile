@@ -117,9 +117,9 @@ clean: ## remove build output (not the stack's data or caches)
 	rm -rf bin
 
 .PHONY: bench-e2e
-bench-e2e: infra-up migrate build ## end-to-end efficiency at 4 and 16 clients against the system ((re)started from the fresh build; `make down` stops it): commands/s, CPU per command of every process, idle CPU, commit→record and commit→read model, three variants side by side: the baseline (hints off), hints on, and hints on with the auditors off (E2E_FLAGS='-variants hints' for one); rewrites its section of docs/benchmarks.md (about 12 min; a quick check: E2E_FLAGS='-duration 10s -idle 10s -settle-min 10s -settle-max 20s')
+bench-e2e: infra-up migrate build ## end-to-end efficiency at 4 and 16 clients against the system ((re)started from the fresh build; `make down` stops it): commands/s, CPU per command of every process, idle CPU, commit→record and commit→read model, three variants side by side: the baseline (hints off), hints on, and hints on with the auditors off (E2E_FLAGS='-variants hints' for one); rewrites its section of docs/benchmarks.md, and leaves CPU profiles of the Go services at 16 clients in .run/profiles (about 12 min; a quick check: E2E_FLAGS='-duration 10s -idle 10s -settle-min 10s -settle-max 20s')
 	scripts/services.sh restart
-	go run ./pkg/cmd/e2ebench -markdown docs/benchmarks.md $(E2E_FLAGS)
+	go run ./pkg/cmd/e2ebench -markdown docs/benchmarks.md -profile .run/profiles $(E2E_FLAGS)
 
 .PHONY: check-charts
 check-charts: ## helm lint and template every chart with its ci values, strict decoding, golden files (builds the pinned helm once)

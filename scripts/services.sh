@@ -49,18 +49,20 @@ ensure_personal() {
   [[ -s "$personal/forget-token" ]] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$personal/forget-token")
 }
 
-# The projectors' mutating admin endpoints (POST/DELETE /rebuild, POST
-# /rebuild/cancel) want this bearer token.
+# The admin bearer token of every service: the projectors' mutating admin
+# endpoints (POST/DELETE /rebuild) and every service's Go profiles
+# (admin.pprof, /debug/pprof/ on the admin port) want it.
 ADMIN_TOKEN=${ADMIN_TOKEN:-orderstream-local-admin-token}
 
 # The local configuration beyond the binaries' defaults, per service, as
 # ORDERSTREAM_<KEY> environment variables (pkg/config; values without spaces).
 service_env() { # name
+  echo -n "ORDERSTREAM_ADMIN_TOKEN=$ADMIN_TOKEN ORDERSTREAM_ADMIN_PPROF=true "
   case "$1" in
     command-service) echo "ORDERSTREAM_HINTS_ENABLED=$hints ORDERSTREAM_PERSONAL_ENABLED=true ORDERSTREAM_PERSONAL_KEK_FILE=$personal/kek ORDERSTREAM_FORGET_TOKEN_FILE=$personal/forget-token" ;;
     query-service) echo "ORDERSTREAM_PERSONAL_ENABLED=true ORDERSTREAM_PERSONAL_KEK_FILE=$personal/kek" ;;
     cdc-relay) echo "ORDERSTREAM_HINTS_ENABLED=$hints" ;;
-    projector-*) echo "ORDERSTREAM_ADMIN_TOKEN=$ADMIN_TOKEN ORDERSTREAM_PROJECTOR_AUDIT_ENABLED=$audit" ;;
+    projector-*) echo "ORDERSTREAM_PROJECTOR_AUDIT_ENABLED=$audit" ;;
   esac
 }
 READY_TIMEOUT=${READY_TIMEOUT:-120}
@@ -118,7 +120,7 @@ start() {
     if [[ "$name" == cdc-relay ]]; then wait_ready "$entry"; fi
   done
   wait_ready "${chosen[@]}"
-  echo "admin token of the projectors: $ADMIN_TOKEN (ADMIN_TOKEN; default orderstream-local-admin-token)"
+  echo "admin token (projectors' POST /rebuild, every service's /debug/pprof/): $ADMIN_TOKEN (ADMIN_TOKEN; default orderstream-local-admin-token)"
 }
 
 wait_ready() { # name:port ...

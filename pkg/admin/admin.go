@@ -7,7 +7,9 @@
 // /rebuild) require the bearer token of admin.token or admin.token_file,
 // the scheme of the dlq-service's mutations: 401 without an Authorization
 // header, 403 with a wrong token, and 403 for every request when no token
-// is configured.
+// is configured. With admin.pprof the Go runtime's profiles are served
+// under /debug/pprof/ (and its variables under /debug/vars) behind the
+// same token.
 package admin
 
 import (
@@ -40,6 +42,7 @@ type Config struct {
 	CheckTimeout time.Duration `mapstructure:"check_timeout" help:"deadline of each readiness check"`
 	Token        string        `mapstructure:"token" help:"bearer token the mutating admin endpoints (POST/DELETE /rebuild) require; with neither token nor token_file they answer 403"`
 	TokenFile    string        `mapstructure:"token_file" help:"file holding the admin bearer token, read at start (a mounted Kubernetes secret); instead of token"`
+	Pprof        bool          `mapstructure:"pprof" help:"serve the Go runtime's profiles (net/http/pprof: CPU, heap, goroutines, …) under /debug/pprof/ and its variables under /debug/vars, behind the admin bearer token; needs token or token_file"`
 }
 
 // MinTokenBytes is the shortest bearer token accepted.
@@ -62,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.Token != "" && len(c.Token) < MinTokenBytes {
 		errs = append(errs, config.Errorf("token", "must be at least %d bytes, got %d", MinTokenBytes, len(c.Token)))
+	}
+	if c.Pprof && c.Token == "" && c.TokenFile == "" {
+		errs = append(errs, config.Errorf("pprof", "needs token or token_file: the profiles are served behind the admin bearer token"))
 	}
 	if c.TokenFile != "" {
 		if _, err := c.token(); err != nil {
@@ -111,6 +117,9 @@ func New(cfg Config, logger zerolog.Logger, gatherer prometheus.Gatherer) *Serve
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: zerologAdapter{logger}, EnableOpenMetrics: true}))
 	if c, ok := gatherer.(prometheus.Collector); ok { // a *prometheus.Registry is both
 		r.Get(DescriptorsPath, descriptorsHandler(c, gatherer))
+	}
+	if cfg.Pprof {
+		r.With(func(next http.Handler) http.Handler { return s.authorize(next.ServeHTTP) }).Mount("/debug", middleware.Profiler())
 	}
 	s.router = r
 	s.srv = &http.Server{

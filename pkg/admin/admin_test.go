@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"testing"
@@ -160,4 +161,38 @@ func TestTokenConfig(t *testing.T) {
 	base := serve(t, srv)
 	code, _ := call(t, http.MethodPost, base+"/x", "from-a-file-0123456789")
 	require.Equal(t, http.StatusNoContent, code, "the file's token, trimmed")
+}
+
+// With admin.pprof the runtime's profiles are served behind the token (a
+// GET too); without it there are none; and it cannot be set without a
+// token.
+func TestProfilesNeedPprofAndTheToken(t *testing.T) {
+	const token = "0123456789abcdef-admin"
+	cfg := admin.DefaultConfig("127.0.0.1:0")
+	cfg.Pprof = true
+	require.ErrorContains(t, cfg.Validate(), `"pprof"`)
+	cfg.Token = token
+	require.NoError(t, cfg.Validate())
+
+	base := serve(t, admin.New(cfg, zerolog.Nop(), prometheus.NewRegistry()))
+	code, problem := call(t, http.MethodGet, base+"/debug/pprof/goroutine?debug=1", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, "admin.unauthorized", problem)
+	code, _ = call(t, http.MethodGet, base+"/debug/pprof/goroutine?debug=1", "wrong-token-of-some-length")
+	require.Equal(t, http.StatusForbidden, code)
+	req, err := http.NewRequest(http.MethodGet, base+"/debug/pprof/heap", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotEmpty(t, body, "a heap profile")
+
+	cfg.Pprof = false
+	base = serve(t, admin.New(cfg, zerolog.Nop(), prometheus.NewRegistry()))
+	code, _ = call(t, http.MethodGet, base+"/debug/pprof/heap", token)
+	require.Equal(t, http.StatusNotFound, code, "no profiles without admin.pprof")
 }

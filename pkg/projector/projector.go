@@ -72,8 +72,16 @@ type Config struct {
 	// applying records. A rebuild's scan starts GenerationMaxStale +
 	// GenerationRefresh after the new generation is created, when every
 	// member writes it.
-	GenerationRefresh  time.Duration `mapstructure:"generation_refresh" help:"how often a projector re-reads its view's generations"`
-	GenerationMaxStale time.Duration `mapstructure:"generation_max_stale" help:"how long a projector applies records with generations it could not re-read before it stops (retries)"`
+	GenerationRefresh time.Duration `mapstructure:"generation_refresh" help:"how often a projector re-reads its view's generations"`
+	// GenerationIdleRefresh is how often the rebuild worker re-reads them
+	// while nothing calls for GenerationRefresh: this member applied no
+	// record since its last read, and no generation is being built or
+	// retired. A record applied after a longer pause reads them itself
+	// first (generationsNow), so writes never go by older ones than
+	// GenerationRefresh; the idle pace only bounds how late an idle member
+	// takes over a silent rebuild or drops a retired generation.
+	GenerationIdleRefresh time.Duration `mapstructure:"generation_idle_refresh" help:"how often an idle projector (no record applied since the last read, no rebuild or retired generation) re-reads its view's generations; a record applied reads them first when they are older than generation_refresh"`
+	GenerationMaxStale    time.Duration `mapstructure:"generation_max_stale" help:"how long a projector applies records with generations it could not re-read before it stops (retries)"`
 	// Topics names the topics (key topic_prefix, the relay's prefix): the
 	// prefix is defined once, in the record contract.
 	record.Topics `mapstructure:",squash"`
@@ -89,7 +97,7 @@ func DefaultConfig() Config {
 	return Config{
 		Topics: record.DefaultTopics(), ReadyMaxLag: 1000, MaxAttempts: 8, InitialBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second,
 		OffsetsEvery: time.Second, ParkedEvery: 5 * time.Second, ParkedMaxEvery: time.Minute, RebuildRanges: 64, RebuildParallelism: 16,
-		RebuildRate: 500, RebuildMaxLag: 100, RebuildMaxDelay: time.Second, RebuildMaxPause: 10 * time.Second, RebuildGrace: 10 * time.Minute, RebuildTakeover: 30 * time.Second, GenerationRefresh: time.Second, GenerationMaxStale: 5 * time.Second,
+		RebuildRate: 500, RebuildMaxLag: 100, RebuildMaxDelay: time.Second, RebuildMaxPause: 10 * time.Second, RebuildGrace: 10 * time.Minute, RebuildTakeover: 30 * time.Second, GenerationRefresh: time.Second, GenerationIdleRefresh: 30 * time.Second, GenerationMaxStale: 5 * time.Second,
 		Retry: deadletter.DefaultRetryConfig(), Audit: DefaultAuditConfig(),
 	}
 }
@@ -112,6 +120,7 @@ func (c Config) Validate() error {
 	check(c.RebuildRanges >= 1 && c.RebuildRanges <= 4096, "rebuild_ranges", "must be 1..4096, got %d", c.RebuildRanges)
 	check(c.RebuildParallelism >= 1 && c.RebuildParallelism <= 1024, "rebuild_parallelism", "must be 1..1024, got %d", c.RebuildParallelism)
 	check(c.GenerationRefresh > 0, "generation_refresh", "must be positive, got %s", c.GenerationRefresh)
+	check(c.GenerationIdleRefresh >= c.GenerationRefresh, "generation_idle_refresh", "must be at least generation_refresh (%s), got %s", c.GenerationRefresh, c.GenerationIdleRefresh)
 	check(c.GenerationMaxStale >= c.GenerationRefresh, "generation_max_stale", "must be at least generation_refresh, got %s", c.GenerationMaxStale)
 	check(c.RebuildRate >= 0, "rebuild_rate", "must not be negative, got %g", c.RebuildRate)
 	check(c.RebuildMaxLag >= 0, "rebuild_max_lag", "must not be negative, got %d", c.RebuildMaxLag)

@@ -410,22 +410,45 @@ func (p *Projector[S]) wakeRebuild() {
 // GenerationRefresh it re-reads the view's generations, runs the scan of
 // a rebuild this member started (or resumes one whose member went
 // silent for RebuildTakeover), and drops the generations due to be.
+// While the member is idle (see idleGenerations) it re-reads them only
+// every GenerationIdleRefresh, or when woken (a rebuild asked of it).
 func (p *Projector[S]) RebuildWorker() supervise.Worker {
 	return supervise.Worker{Name: "rebuild", Run: func(ctx context.Context) error {
 		t := time.NewTicker(p.cfg.GenerationRefresh)
 		defer t.Stop()
+		var last time.Time // of the last round
+		writes, woken := int64(-1), true
 		for {
-			if err := p.rebuildRound(ctx); err != nil {
-				return err
+			if w := p.writes.Load(); woken || w != writes || !p.idleGenerations(time.Since(last)) {
+				writes, last = w, time.Now()
+				if err := p.rebuildRound(ctx); err != nil {
+					return err
+				}
 			}
+			woken = false
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-t.C:
 			case <-p.rebuildWake:
+				woken = true
 			}
 		}
 	}}
+}
+
+// idleGenerations reports whether the rebuild worker may skip a round
+// whose last one was since ago, this member having applied no record
+// since: the last generations read show none being built or retired, and
+// they are younger than GenerationIdleRefresh. Idle, nothing needs them
+// every GenerationRefresh: a record applied reads them first when they
+// are older (generationsNow), and a rebuild asked of this member wakes
+// the worker; the idle pace bounds only how late this member sees a
+// rebuild started elsewhere (to take it over should its member go
+// silent) and a switch made elsewhere (for its gauges).
+func (p *Projector[S]) idleGenerations(since time.Duration) bool {
+	st := p.genState.Load()
+	return st != nil && st.g.Building == 0 && len(st.g.Retiring) == 0 && since < p.cfg.GenerationIdleRefresh
 }
 
 // rebuildRound is one round of the rebuild worker.

@@ -48,6 +48,18 @@ type genUnit struct {
 	mem   *memstore.Store
 	cps   *projector.MemoryCheckpoints
 	gens  *projector.MemoryGenerations
+	loads atomic.Int64 // the projector's reads of the generations
+}
+
+// countedGenerations counts a projector's reads of its generations.
+type countedGenerations struct {
+	*projector.MemoryGenerations
+	loads *atomic.Int64
+}
+
+func (g countedGenerations) Load(ctx context.Context, view string) (projector.Generations, error) {
+	g.loads.Add(1)
+	return g.MemoryGenerations.Load(ctx, view)
 }
 
 // tallyAt is the tally view writing generation gen's table.
@@ -70,7 +82,7 @@ func tallyAt(gen int) projector.View[tally] {
 	}
 }
 
-func newGenUnit(t *testing.T) *genUnit {
+func newGenUnit(t *testing.T, tweak ...func(*projector.Config)) *genUnit {
 	t.Helper()
 	mem, err := memstore.New(eventstore.DefaultConfig())
 	require.NoError(t, err)
@@ -83,10 +95,36 @@ func newGenUnit(t *testing.T) *genUnit {
 	cfg.RebuildRanges = 8
 	cfg.RebuildParallelism = 2
 	cfg.RebuildGrace = time.Hour
+	for _, f := range tweak {
+		f(&cfg)
+	}
 	u.p, err = projector.New(cfg, tallyAt(1), nil, u.store, zerolog.Nop(), prometheus.NewRegistry(),
-		projector.WithCheckpoints(u.cps), projector.WithDeadLetters(deadletter.NewMemory()), projector.WithGenerations(u.gens))
+		projector.WithCheckpoints(u.cps), projector.WithDeadLetters(deadletter.NewMemory()),
+		projector.WithGenerations(countedGenerations{MemoryGenerations: u.gens, loads: &u.loads}))
 	require.NoError(t, err)
 	return u
+}
+
+// runWorker runs the rebuild worker until the returned stop is called.
+func (u *genUnit) runWorker(t *testing.T) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.p.RebuildWorker().Run(ctx) }()
+	return func() {
+		cancel()
+		require.NoError(t, <-done)
+	}
+}
+
+// beginElsewhere begins a rebuild as a member that went silent an hour ago.
+func (u *genUnit) beginElsewhere(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := u.gens.Load(ctx, viewName)
+	require.NoError(t, err)
+	_, err = u.gens.Begin(ctx, viewName, cur, "gone-member", time.Now().UnixMicro(), 8, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
 }
 
 func (u *genUnit) commit(t *testing.T, n int) gocql.UUID {
@@ -255,15 +293,12 @@ func TestCancelledRebuildIsDropped(t *testing.T) {
 	require.Equal(t, 1, g.Active)
 
 	// The rebuild worker drops it once no member writes it any more.
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- u.p.RebuildWorker().Run(wctx) }()
+	stop := u.runWorker(t)
 	require.Eventually(t, func() bool {
 		g, err := u.gens.Load(ctx, viewName)
 		return err == nil && len(g.Retiring) == 0
 	}, 5*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
+	stop()
 	require.Contains(t, u.gens.Statements(), `DROP TABLE IF EXISTS tally_g2`)
 
 	g, err = u.p.StartRebuild(ctx)
@@ -273,25 +308,63 @@ func TestCancelledRebuildIsDropped(t *testing.T) {
 }
 
 // The worker runs a rebuild started elsewhere once its owner is silent
-// for rebuild_takeover.
+// for rebuild_takeover: one begun before the worker starts, and one begun
+// while the worker idles (it sees it at generation_idle_refresh).
 func TestSilentRebuildIsTakenOver(t *testing.T) {
-	ctx := context.Background()
-	u := newGenUnit(t)
-	id := u.commit(t, 2)
-	cur, err := u.gens.Load(ctx, viewName)
-	require.NoError(t, err)
-	_, err = u.gens.Begin(ctx, viewName, cur, "gone-member", time.Now().UnixMicro(), 8, time.Now().Add(-time.Hour))
-	require.NoError(t, err)
+	for _, tc := range []struct {
+		name   string
+		before bool
+	}{{"begun before the worker starts", true}, {"begun while the worker idles", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newGenUnit(t, func(c *projector.Config) { c.GenerationIdleRefresh = 20 * time.Millisecond })
+			id := u.commit(t, 2)
+			if tc.before {
+				u.beginElsewhere(t)
+			}
+			stop := u.runWorker(t)
+			if !tc.before {
+				require.Eventually(t, func() bool { return u.loads.Load() >= 1 }, 5*time.Second, time.Millisecond)
+				u.beginElsewhere(t)
+			}
+			require.Eventually(t, func() bool { return u.p.ActiveGeneration() == 2 }, 10*time.Second, 5*time.Millisecond)
+			stop()
+			seq, _, table := u.at(t, 2, id)
+			require.Equal(t, int64(2), seq)
+			require.Equal(t, "tally_g2", table)
+		})
+	}
+}
 
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- u.p.RebuildWorker().Run(wctx) }()
-	require.Eventually(t, func() bool { return u.p.ActiveGeneration() == 2 }, 10*time.Second, 5*time.Millisecond)
-	cancel()
-	require.NoError(t, <-done)
-	seq, _, table := u.at(t, 2, id)
-	require.Equal(t, int64(2), seq)
-	require.Equal(t, "tally_g2", table)
+// An idle member (no record applied, nothing being built or retired)
+// re-reads its generations every generation_idle_refresh, not every
+// generation_refresh; a record applied brings the fast pace back, and a
+// record applied after a long pause reads them itself first.
+func TestIdleMemberReadsGenerationsRarely(t *testing.T) {
+	ctx := context.Background()
+	u := newGenUnit(t, func(c *projector.Config) { c.GenerationIdleRefresh = time.Hour })
+	defer u.runWorker(t)()
+	require.Eventually(t, func() bool { return u.loads.Load() == 1 }, 5*time.Second, time.Millisecond, "the first round reads them")
+	time.Sleep(100 * time.Millisecond) // 100 rounds of generation_refresh (1ms)
+	require.Equal(t, int64(1), u.loads.Load(), "idle: no read before generation_idle_refresh")
+
+	// A record applied reads them first (they are older than
+	// generation_refresh), and the worker reads them again at its pace.
+	id := u.commit(t, 1)
+	u.handle(t, id, 1)
+	require.Eventually(t, func() bool { return u.loads.Load() >= 3 }, 5*time.Second, time.Millisecond)
+	seq, _, table := u.at(t, 1, id)
+	require.Equal(t, int64(1), seq)
+	require.Equal(t, "tally", table)
+	// Idle again once the worker has read them after the last write.
+	time.Sleep(20 * time.Millisecond)
+	n := u.loads.Load()
+	time.Sleep(100 * time.Millisecond)
+	require.Equal(t, n, u.loads.Load(), "idle again")
+
+	// Asked for a rebuild, the worker is woken and runs it at once.
+	_, err := u.p.StartRebuild(ctx)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return u.p.ActiveGeneration() == 2 }, 10*time.Second, time.Millisecond)
 }
 
 // A view without generations cannot be rebuilt beside the live one.

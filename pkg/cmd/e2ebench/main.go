@@ -75,6 +75,9 @@ var (
 	prefix       = flag.String("topic-prefix", "orderstream", "the relay's relay.topic_prefix")
 	cqlHosts     = flag.String("cql", "127.0.0.1:9042", "Cassandra hosts, comma-separated: its per-table operation counts")
 	keyspace     = flag.String("keyspace", "orderstream", "the system's keyspace")
+	profileDir   = flag.String("profile", "", "take a CPU profile of every Go service during each variant's last run (admin.pprof, on in `make up`) into this directory, with each one's top functions")
+	bareFlag     = flag.Bool("bare", true, "before the variants, measure the idle window of Cassandra and Kafka alone, every service stopped (scripts/services.sh stop, then start): the floor the idle goal is set against; needs -idle")
+	adminToken   = flag.String("admin-token", "orderstream-local-admin-token", "the services' admin bearer token (scripts/services.sh ADMIN_TOKEN), for -profile")
 	quietLoad    = flag.Float64("quiet-load", 1.0, "1-minute load average at the start above which the figures are marked as taken on a busy machine")
 	quietOther   = flag.Float64("quiet-other", 0.1, "CPU of processes outside the stack during an idle window, in cores, above which the figures are marked as taken on a busy machine")
 	settleStep   = 10 * time.Second
@@ -137,6 +140,19 @@ type variant struct {
 	runs  []result
 	// load averages (1 minute) as the variant began and ended
 	loadStart, loadEnd float64
+}
+
+// tag names the variant in file names.
+func (v *variant) tag() string {
+	switch {
+	case v.hints == "0":
+		return variantBaseline
+	case v.audit == "0":
+		return variantNoAudit
+	case v.hints == "1":
+		return variantHints
+	}
+	return variantRunning
 }
 
 // idleResult is the idle window of a variant.
@@ -242,6 +258,11 @@ func run() error {
 	if err := preflight(ctx); err != nil {
 		return err
 	}
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	counter, err := newCQLCounter(splitList(*cqlHosts), *keyspace)
 	if err != nil {
 		return err
@@ -249,6 +270,11 @@ func run() error {
 	defer counter.close()
 	m := describeMachine()
 	started := time.Now().UTC()
+	if *bareFlag && *idleFlag > 0 {
+		if bare, err = measureBare(ctx, counter); err != nil {
+			return fmt.Errorf("bare servers: %w", err)
+		}
+	}
 
 	for i, v := range vs {
 		err := measure(ctx, v, clients, counter)
@@ -326,10 +352,16 @@ func measure(ctx context.Context, v *variant, clients []int, counter *cqlCounter
 			return err
 		}
 	}
-	for _, n := range clients {
+	for i, n := range clients {
 		fmt.Fprintf(os.Stderr, "%s: %d clients for %s\n", v.name, n, *duration)
+		wait := func() error { return nil }
+		if *profileDir != "" && i == len(clients)-1 {
+			// The run but its last two seconds (a profile must end before it).
+			seconds := max(int(*duration/time.Second)-2, 1)
+			wait = profiles(ctx, *profileDir, fmt.Sprintf("%s-%dcl", v.tag(), n), seconds)
+		}
 		r, err := loadRun(ctx, n, procs, counter)
-		if err != nil {
+		if err := errors.Join(err, wait()); err != nil {
 			return err
 		}
 		v.runs = append(v.runs, r)
@@ -379,6 +411,47 @@ func loadRun(ctx context.Context, n int, procs []proc, counter *cqlCounter) (res
 	var b strings.Builder
 	rep.Table(&b)
 	return result{clients: n, report: rep, table: b.String(), use: before.until(after), records: records, counts: countsAfter.since(countsBefore)}, nil
+}
+
+// bare is the idle window of Cassandra and Kafka alone (-bare), nil when
+// not measured: the floor of every variant's idle.
+var bare *idleResult
+
+// measureBare stops every service, takes the idle window of Cassandra and
+// Kafka alone, and starts the services again (as `make up` runs them).
+func measureBare(ctx context.Context, counter *cqlCounter) (_ *idleResult, err error) {
+	if err := servicesScript(ctx, "bare servers", "", "stop"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if ctx.Err() != nil {
+			ctx = context.WithoutCancel(ctx)
+		}
+		err = errors.Join(err, servicesScript(ctx, "bare servers measured", "", "start"), preflight(ctx))
+	}()
+	procs, err := stackProcs(*runDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	return measureIdle(ctx, procs, counter)
+}
+
+// servicesScript runs the services script's command (start, stop) for
+// every service, with env (HINTS=… or AUDIT=…) when not "".
+func servicesScript(ctx context.Context, why, env, command string) error {
+	fmt.Fprintf(os.Stderr, "%s: scripts/services.sh %s\n", why, command)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, *services, command)
+	cmd.Env = os.Environ()
+	if env != "" {
+		cmd.Env = append(cmd.Env, env)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", *services, command, err)
+	}
+	return nil
 }
 
 // restartServices restarts names through the services script with env
@@ -685,9 +758,17 @@ func writeMarkdown(path string, m machine, started time.Time, vs []*variant) err
 		fmt.Fprintf(&b, "Each variant first waits for the stack's CPU to stop falling (windows of %s, at least %s, at most %s: Cassandra's "+
 			"compactions after a start or a load), then measures %s with no load at all (idle).", settleStep, *settleMin, *settleMax, *idleFlag)
 	}
+	if bare != nil {
+		fmt.Fprint(&b, " Before the variants, **bare servers** measures the same idle window of Cassandra and Kafka alone, every service "+
+			"stopped (`scripts/services.sh stop`, then `start`): the floor under every variant's idle, which no change to the services can lower.")
+	}
 	fmt.Fprint(&b, "\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", started.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- Machine: %s, %d cores, %s memory, %s; load average at the start %s\n", m.cpu, m.cores, m.memory, m.kernel, m.loadavg)
+	if bare != nil {
+		fmt.Fprintf(&b, "- bare servers: settled after %s; while idle, processes outside the stack used %.3f of a core\n",
+			bare.settled.Round(time.Second), bare.use.cores(bare.other))
+	}
 	for _, v := range vs {
 		fmt.Fprintf(&b, "- %s: 1-minute load average %.2f at its start, %.2f at its end", v.name, v.loadStart, v.loadEnd)
 		if v.idle != nil {

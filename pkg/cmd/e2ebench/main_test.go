@@ -153,6 +153,30 @@ func TestGoals(t *testing.T) {
 	}, got)
 }
 
+// With the bare servers measured, the idle goal is judged above them too,
+// and the idle tables show them in their first column.
+func TestIdleAboveTheBareServers(t *testing.T) {
+	at := time.Now()
+	use := func(cpu time.Duration) cpuUse {
+		return cpuSample{at: at, cpu: map[string]time.Duration{"cassandra": 0}}.until(cpuSample{at: at.Add(time.Minute), cpu: map[string]time.Duration{"cassandra": cpu}})
+	}
+	bare = &idleResult{use: use(1500 * time.Millisecond)} // 0.025 of a core
+	t.Cleanup(func() { bare = nil })
+	v := &variant{name: "hints on", hints: "1", idle: &idleResult{use: use(3 * time.Second)}} // 0.05
+	got := map[string]goal{}
+	for _, g := range goals([]*variant{v}) {
+		got[g.what] = g
+	}
+	require.False(t, got["idle: all processes ≤ 0.03 core"].ok)
+	above := got["idle above the bare servers ≤ 0.03 core"]
+	require.True(t, above.ok)
+	require.Equal(t, "0.0250 (bare servers 0.0250)", above.got)
+	var b strings.Builder
+	idleGrid([]*variant{v}).markdown(&b)
+	require.Contains(t, b.String(), "| process | bare servers | hints |")
+	require.Contains(t, b.String(), "| cassandra | 0.0250 | 0.0500 |")
+}
+
 // The Markdown section holds the efficiency tables of both variants, the
 // goals and the note of a busy machine, between e2ebench's markers.
 func TestWriteMarkdown(t *testing.T) {
