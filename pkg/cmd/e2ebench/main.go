@@ -420,14 +420,16 @@ var bare *idleResult
 // measureBare stops every service, takes the idle window of Cassandra and
 // Kafka alone, and starts the services again (as `make up` runs them).
 func measureBare(ctx context.Context, counter *cqlCounter) (_ *idleResult, err error) {
-	if err := servicesScript(ctx, "bare servers", "", "stop"); err != nil {
+	fmt.Fprintln(os.Stderr, "bare servers: scripts/services.sh stop")
+	if err := servicesScript(ctx, "", "stop"); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if ctx.Err() != nil {
 			ctx = context.WithoutCancel(ctx)
 		}
-		err = errors.Join(err, servicesScript(ctx, "bare servers measured", "", "start"), preflight(ctx))
+		fmt.Fprintln(os.Stderr, "bare servers measured: scripts/services.sh start")
+		err = errors.Join(err, servicesScript(ctx, "", "start"), preflight(ctx))
 	}()
 	procs, err := stackProcs(*runDir, nil)
 	if err != nil {
@@ -436,20 +438,20 @@ func measureBare(ctx context.Context, counter *cqlCounter) (_ *idleResult, err e
 	return measureIdle(ctx, procs, counter)
 }
 
-// servicesScript runs the services script's command (start, stop) for
-// every service, with env (HINTS=… or AUDIT=…) when not "".
-func servicesScript(ctx context.Context, why, env, command string) error {
-	fmt.Fprintf(os.Stderr, "%s: scripts/services.sh %s\n", why, command)
+// servicesScript runs the services script with args (stop, start,
+// restart names…), with env (HINTS=… or AUDIT=…) when not "", and waits
+// for it (start and restart wait until the services are ready).
+func servicesScript(ctx context.Context, env string, args ...string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, *services, command)
+	cmd := exec.CommandContext(ctx, *services, args...)
 	cmd.Env = os.Environ()
 	if env != "" {
 		cmd.Env = append(cmd.Env, env)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w", *services, command, err)
+		return fmt.Errorf("%s %s (%s): %w", *services, strings.Join(args, " "), env, err)
 	}
 	return nil
 }
@@ -458,15 +460,7 @@ func servicesScript(ctx context.Context, why, env, command string) error {
 // (HINTS=… or AUDIT=…) set, and waits until they are ready.
 func restartServices(ctx context.Context, why, env string, names []string) error {
 	fmt.Fprintf(os.Stderr, "%s: restarting %s with %s\n", why, strings.Join(names, ", "), env)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, *services, append([]string{"restart"}, names...)...)
-	cmd.Env = append(os.Environ(), env)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s restart %s (%s): %w", *services, strings.Join(names, " "), env, err)
-	}
-	return nil
+	return servicesScript(ctx, env, append([]string{"restart"}, names...)...)
 }
 
 // leaveAsUp restarts, once the last variant is measured or one failed,
